@@ -1,0 +1,1 @@
+"""evodiff_ray.cache."""

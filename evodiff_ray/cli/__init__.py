@@ -1,0 +1,77 @@
+"""The ``evodiff-ray`` command line: parse, build a config, call one function.
+
+Each subcommand is a small class in its own module, registered in ``COMMANDS``. Modules
+are imported lazily so that ``evodiff-ray --help`` stays fast (mlflow and ray are slow
+to import).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from evodiff_ray.errors import RuntimeFailure, UsageError
+
+#: subcommand name -> (module, class, one-line help). Explicit, never discovered.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "genome": ("evodiff_ray.cli.genome", "GenomeCommand", "sample, validate or describe architecture genomes"),
+}
+
+
+class Command:
+    """Base class of a subcommand: ``add_arguments`` then ``run``; returns the exit code."""
+
+    help: str = ""
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:  # pragma: no cover - interface
+        pass
+
+    def run(self, args: argparse.Namespace) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, as for every usage error
+        sys.stderr.write(f"evodiff-ray: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="evodiff-ray",
+        description="Ray-distributed multi-objective evolutionary architecture search "
+        "for diffusion denoisers, hardware-aware for Apple Silicon.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (module, cls_name, help_text) in COMMANDS.items():
+        cls = getattr(importlib.import_module(module), cls_name)
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        cls.add_arguments(p)
+        p.set_defaults(_command=cls)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``evodiff-ray``; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_command", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args._command().run(args) or 0)
+    except UsageError as e:
+        sys.stderr.write(f"evodiff-ray: error: {e}\n")
+        return 2
+    except RuntimeFailure as e:
+        sys.stderr.write(f"evodiff-ray: failed: {e}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("evodiff-ray: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""SearchProblem: the plug-in interface the engine searches over."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from evodiff_ray.evaluation.fitness import Fitness
+
+
+class SearchProblem(ABC):
+    """A multi-objective problem the engine can search.
+
+    A problem is built from ``(name, options)`` by :func:`evodiff_ray.problems.make_problem`
+    on the driver *and* inside every evaluator actor, so it never needs pickling and its
+    warm state (datasets, feature networks) lives in the actor after :meth:`setup`.
+
+    The driver uses :meth:`pymoo_problem`, :meth:`operators`, :meth:`key`,
+    :meth:`to_json` / :meth:`from_json`; actors use :meth:`setup` and :meth:`evaluate`.
+    """
+
+    #: registry name, e.g. ``"zdt1"`` or ``"diffusion"``
+    name: str = ""
+    #: objective names, all minimised, in the order of pymoo's F columns
+    objective_names: tuple[str, ...] = ()
+    #: constraint names, in the order of pymoo's G columns (``<= 0`` is satisfied)
+    constraint_names: tuple[str, ...] = ()
+
+    @abstractmethod
+    def pymoo_problem(self):
+        """The pymoo ``Problem`` describing variables, objectives and constraints."""
+
+    def operators(self) -> dict[str, Any]:
+        """Keyword arguments for pymoo's ``NSGA2`` (sampling, crossover, mutation, ...).
+
+        An empty dict means pymoo's defaults, which suit real-vector problems.
+        """
+        return {}
+
+    @abstractmethod
+    def to_json(self, x) -> Any:
+        """The candidate as JSON data (a genome dict, or a list of floats)."""
+
+    @abstractmethod
+    def from_json(self, data: Any):
+        """Inverse of :meth:`to_json`; validates untrusted data."""
+
+    def key(self, x) -> str:
+        """Content key of a candidate: sha256 of its canonical JSON."""
+        blob = json.dumps(self.to_json(x), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def evaluation_settings(self) -> dict[str, Any]:
+        """Everything besides the candidate that changes its fitness (joins the cache key)."""
+        return {"problem": self.name}
+
+    def reference_point(self) -> np.ndarray | None:
+        """Fixed hypervolume reference point, or None to derive one from the first front."""
+        return None
+
+    def setup(self) -> None:
+        """Load warm state (called once per evaluator actor before the first evaluation)."""
+
+    @abstractmethod
+    def evaluate(self, x) -> Fitness:
+        """Evaluate one candidate. Candidate-level failures return an infeasible Fitness."""
