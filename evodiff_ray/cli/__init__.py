@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeFailure as e:
         sys.stderr.write(f"evodiff-ray: failed: {e}\n")
         return 1
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         sys.stderr.write("evodiff-ray: interrupted\n")
         return 130

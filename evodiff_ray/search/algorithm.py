@@ -1,0 +1,110 @@
+"""NSGA-II through pymoo's ask/tell, with fitness handed back from outside pymoo.
+
+This module never imports Ray, Redis or MLflow: it turns a problem into a set-up NSGA-II,
+and Fitness records into pymoo's F and G. A failed evaluation gets a large finite penalty
+in every objective and a violated extra constraint ``evaluation_failed``, so pymoo ranks it
+behind every feasible candidate without meeting ``inf`` or ``nan``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Sequence
+
+import numpy as np
+
+from evodiff_ray.evaluation.fitness import Fitness
+
+#: objective value given to failed or non-finite objectives
+PENALTY = 1e12
+#: name of the constraint column the engine appends (``G > 0`` when the evaluation failed)
+FAILED_CONSTRAINT = "evaluation_failed"
+
+
+def engine_problem(problem):
+    """The problem's pymoo ``Problem`` with one more inequality constraint, ``evaluation_failed``.
+
+    The copy is only described, never evaluated: values come from :func:`tell`.
+    """
+    base = problem.pymoo_problem()
+    wrapped = copy.copy(base)
+    wrapped.n_ieq_constr = int(getattr(base, "n_ieq_constr", 0)) + 1
+    return wrapped
+
+
+def make_algorithm(problem, pop_size: int, seed: int, n_offsprings: int | None = None):
+    """NSGA-II set up for ask/tell on ``problem``.
+
+    Args:
+        problem: a :class:`~evodiff_ray.problems.base.SearchProblem`; its ``operators()``
+            (sampling, crossover, mutation, repair, duplicate elimination) replace pymoo's defaults.
+        pop_size: population size.
+        seed: seeds the algorithm's ``random_state``; the same seed and the same fitness
+            values give the same sequence of candidates.
+        n_offsprings: offspring per ask (default ``pop_size``).
+
+    Returns:
+        A pymoo ``NSGA2`` after ``setup``, whose termination never fires (the loop decides).
+    """
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+    from pymoo.core.termination import NoTermination
+
+    kwargs = dict(problem.operators())
+    algorithm = NSGA2(pop_size=pop_size, n_offsprings=n_offsprings, **kwargs)
+    algorithm.setup(engine_problem(problem), termination=NoTermination(), seed=seed, verbose=False)
+    return algorithm
+
+
+def ask(algorithm):
+    """The next candidates as a pymoo ``Population``; None when pymoo can produce no new one."""
+    pop = algorithm.ask()
+    if pop is None or len(pop) == 0:
+        return None
+    return pop
+
+
+def fitness_arrays(
+    fitnesses: Sequence[Fitness],
+    objective_names: Sequence[str],
+    constraint_names: Sequence[str] = (),
+) -> tuple[np.ndarray, np.ndarray]:
+    """pymoo's F and G for a batch of Fitness records (pure).
+
+    Returns:
+        ``F`` of shape (n, n_obj) and ``G`` of shape (n, n_constr + 1); the last G column is
+        ``evaluation_failed``: 1.0 for an infeasible record, 0.0 otherwise.
+    """
+    n = len(fitnesses)
+    F = np.empty((n, len(objective_names)))
+    G = np.zeros((n, len(constraint_names) + 1))
+    for i, fit in enumerate(fitnesses):
+        F[i] = [_finite(fit.objectives.get(name, math.inf)) for name in objective_names]
+        G[i, :-1] = [_finite(fit.constraints.get(name, 0.0)) for name in constraint_names]
+        G[i, -1] = 0.0 if fit.feasible else 1.0
+    return F, G
+
+
+def tell(algorithm, pop, fitnesses: Sequence[Fitness], objective_names, constraint_names=()) -> None:
+    """Hand the fitness of ``pop`` (in order) to the algorithm and advance it.
+
+    Args:
+        algorithm: from :func:`make_algorithm`.
+        pop: a Population returned by :func:`ask`, or a subset of one (async mode).
+        fitnesses: one Fitness per individual of ``pop``, in the same order.
+    """
+    from pymoo.core.evaluator import Evaluator
+    from pymoo.problems.static import StaticProblem
+
+    if len(pop) != len(fitnesses):
+        raise ValueError(f"tell: {len(pop)} individuals but {len(fitnesses)} fitness records")
+    F, G = fitness_arrays(fitnesses, objective_names, constraint_names)
+    Evaluator().eval(StaticProblem(algorithm.problem, F=F, G=G), pop)
+    algorithm.tell(infills=pop)
+
+
+def _finite(v: float) -> float:
+    v = float(v)
+    if math.isnan(v) or v > PENALTY:
+        return PENALTY
+    return max(v, -PENALTY)

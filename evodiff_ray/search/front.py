@@ -1,0 +1,202 @@
+"""The Pareto front: computation, hypervolume, the front JSON (DESIGN section 4) and FrontStore.
+
+``FrontStore`` is a two-method base class; :class:`FileFrontStore` writes
+``<runs_dir>/<search_id>/front.json`` atomically so that any process can read the live front
+while a search runs. A Redis store implements the same interface elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+FRONT_FILE = "front.json"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old or the new file, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def non_dominated(F: np.ndarray) -> np.ndarray:
+    """Indices of the non-dominated rows of ``F`` (minimisation), in row order.
+
+    Args:
+        F: shape (n, n_obj).
+    """
+    F = np.asarray(F, dtype=float)
+    if len(F) == 0:
+        return np.zeros(0, dtype=int)
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+    return np.sort(NonDominatedSorting().do(F, only_non_dominated_front=True))
+
+
+def hypervolume(F: np.ndarray, ref_point: np.ndarray) -> float:
+    """Hypervolume of ``F`` with respect to ``ref_point`` (points beyond it add nothing)."""
+    F = np.asarray(F, dtype=float)
+    if len(F) == 0:
+        return 0.0
+    from pymoo.indicators.hv import HV
+
+    return float(HV(ref_point=np.asarray(ref_point, dtype=float))(F))
+
+
+def derive_reference_point(F: np.ndarray) -> list[float]:
+    """A reference point from a first front: its worst value per objective, plus 10% of the range (or 1)."""
+    F = np.asarray(F, dtype=float)
+    worst, best = F.max(axis=0), F.min(axis=0)
+    span = np.where(worst - best > 0, worst - best, np.maximum(np.abs(worst), 1.0))
+    return [float(v) for v in worst + 0.1 * span]
+
+
+def front_of(records: Sequence[dict[str, Any]], objective_names: Sequence[str]) -> list[dict[str, Any]]:
+    """Feasible, non-dominated records (first occurrence of each key), in evaluation order.
+
+    Args:
+        records: evaluation records with ``key`` and ``fitness`` (a Fitness dict).
+        objective_names: objectives in F-column order.
+    """
+    seen: set[str] = set()
+    feasible = []
+    for r in records:
+        fit = r["fitness"]
+        if not fit["feasible"] or r["key"] in seen:
+            continue
+        values = [_num(fit["objectives"][n]) for n in objective_names]
+        if all(math.isfinite(v) for v in values):
+            seen.add(r["key"])
+            feasible.append((r, values))
+    if not feasible:
+        return []
+    idx = non_dominated(np.array([v for _, v in feasible]))
+    return [feasible[i][0] for i in idx]
+
+
+def front_json(
+    *,
+    search_id: str,
+    status: str,
+    generation: int,
+    evaluations: int,
+    cache: dict[str, int],
+    utilization: float | None,
+    objective_names: Sequence[str],
+    front_records: Sequence[dict[str, Any]],
+) -> dict[str, Any]:
+    """The front document exactly as DESIGN section 4 specifies it."""
+    points = []
+    for r in front_records:
+        fit = r["fitness"]
+        m = fit.get("measured_on", {})
+        points.append({
+            "key": r["key"],
+            "objectives": {n: _num(fit["objectives"][n]) for n in objective_names},
+            "genome": r["x"],
+            "generation": r["generation"],
+            "parents": list(r.get("parents", [])),
+            "measured_on": {
+                "node": m.get("node"),
+                "device": m.get("device"),
+                "chip": m.get("chip"),
+                "predicted": list(m.get("predicted", [])),
+            },
+        })
+    return {
+        "search_id": search_id,
+        "status": status,
+        "generation": generation,
+        "evaluations": evaluations,
+        "cache": {k: int(cache.get(k, 0)) for k in ("hits", "misses", "waited")},
+        "utilization": utilization,
+        "objectives": list(objective_names),
+        "points": points,
+    }
+
+
+class FrontStore(ABC):
+    """Where the live front of each search is published and read."""
+
+    @abstractmethod
+    def publish(self, search_id: str, front: dict[str, Any]) -> None:
+        """Replace the published front of ``search_id``."""
+
+    @abstractmethod
+    def read(self, search_id: str) -> dict[str, Any] | None:
+        """The published front of ``search_id``, or None when there is none."""
+
+
+class FileFrontStore(FrontStore):
+    """``<runs_dir>/<search_id>/front.json``, replaced atomically on every publish.
+
+    Args:
+        runs_dir: the directory holding run dirs.
+    """
+
+    def __init__(self, runs_dir: str | Path = "evodiff-runs"):
+        self.runs_dir = Path(runs_dir)
+
+    def path(self, search_id: str) -> Path:
+        return self.runs_dir / search_id / FRONT_FILE
+
+    def publish(self, search_id: str, front: dict[str, Any]) -> None:
+        atomic_write_text(self.path(search_id), json.dumps(front, indent=1, allow_nan=False) + "\n")
+
+    def read(self, search_id: str) -> dict[str, Any] | None:
+        try:
+            text = self.path(search_id).read_text()
+        except FileNotFoundError:
+            return None
+        return validate_front(json.loads(text))
+
+    def latest(self) -> str | None:
+        """The search id whose front was written last, or None."""
+        if not self.runs_dir.is_dir():
+            return None
+        fronts = [p for p in self.runs_dir.glob(f"*/{FRONT_FILE}") if p.is_file()]
+        if not fronts:
+            return None
+        return max(fronts, key=lambda p: p.stat().st_mtime).parent.name
+
+
+def validate_front(data: Any) -> dict[str, Any]:
+    """Check the shape of a front document read from a file or the network.
+
+    Raises:
+        ValueError: naming the field that is wrong.
+    """
+    if not isinstance(data, dict):
+        raise ValueError("front must be a JSON object")
+    for k, t in (("search_id", str), ("status", str), ("generation", int), ("evaluations", int),
+                 ("objectives", list), ("points", list), ("cache", dict)):
+        if not isinstance(data.get(k), t):
+            raise ValueError(f"front field {k!r} is missing or not a {t.__name__}")
+    for p in data["points"]:
+        if not isinstance(p, dict) or not isinstance(p.get("objectives"), dict) or not isinstance(p.get("key"), str):
+            raise ValueError("front points must be objects with 'key' and 'objectives'")
+    return data
+
+
+def _num(v: Any) -> float:
+    return float(v)  # Fitness.to_dict writes non-finite values as "inf"/"nan", which float() reads
