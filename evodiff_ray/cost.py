@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from evodiff_ray.genome import Genome
 
 BYTES_PER_FLOAT = 4
+#: FLOPs a typical device does in the time it moves one byte (the roofline's ridge);
+#: used only to weigh bytes against FLOPs when ranking layers by cost.
+MACHINE_BALANCE = 16
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,7 @@ def estimate(genome: Genome, resolution: int = 8, batch: int = 1, in_channels: i
 
 
 def dominant_layer(genome: Genome, resolution: int = 8, batch: int = 1, in_channels: int = 1) -> int | None:
-    """Genome position of the layer that dominates the cost (FLOPs, ties by bytes).
+    """Genome position of the layer that dominates the cost: ``flops + MACHINE_BALANCE * bytes``.
 
     Feeds analysis-driven mutation. Returns None when the genome has no layers that
     cost anything (only fixed pieces).
@@ -186,7 +189,7 @@ def dominant_layer(genome: Genome, resolution: int = 8, batch: int = 1, in_chann
     for c in layer_costs(genome, resolution, batch, in_channels):
         if c.index is None:
             continue
-        score = c.flops + c.bytes
+        score = c.flops + MACHINE_BALANCE * c.bytes
         if score > best_score:
             best, best_score = c.index, score
     return best

@@ -15,7 +15,11 @@ from evodiff_ray.errors import RuntimeFailure, UsageError
 
 #: subcommand name -> (module, class, one-line help). Explicit, never discovered.
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "search": ("evodiff_ray.cli.search", "SearchCommand", "run or resume an evolutionary search"),
+    "front": ("evodiff_ray.cli.front", "FrontCommand", "show the live or final Pareto front of a search"),
     "genome": ("evodiff_ray.cli.genome", "GenomeCommand", "sample, validate or describe architecture genomes"),
+    "evaluate": ("evodiff_ray.cli.evaluate", "EvaluateCommand", "train, sample and measure one genome locally"),
+    "baseline": ("evodiff_ray.cli.baseline", "BaselineCommand", "print (or --evaluate) the reference UNet genome"),
 }
 
 

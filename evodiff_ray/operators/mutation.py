@@ -18,7 +18,7 @@ from evodiff_ray.cost import dominant_layer
 from evodiff_ray.errors import UsageError
 from evodiff_ray.genome import Genome
 from evodiff_ray.operators.repair import repair, to_draft
-from evodiff_ray.operators.sampling import random_kind, random_layer
+from evodiff_ray.operators.sampling import choice, random_kind, random_layer
 from evodiff_ray.space import Limits, SearchSpace
 
 def _new_id(draft) -> str:
@@ -83,7 +83,7 @@ def change_kind(draft, space: SearchSpace, rng: np.random.Generator) -> bool:
         return False
     kind = random_kind(space, rng)
     if kind == old["kind"]:
-        kind = str(rng.choice(kinds))
+        kind = str(choice(rng, kinds))
     new = random_layer(kind, old["side"], old["level"], _widths(draft)[old["level"]], space, rng)
     new["_id"] = old["_id"]
     layers[i] = new
@@ -93,7 +93,7 @@ def change_kind(draft, space: SearchSpace, rng: np.random.Generator) -> bool:
 def add_layer(draft, space: SearchSpace, rng: np.random.Generator) -> bool:
     """Insert a random layer at a random stage."""
     L = len(draft["parameters"]["channel_mults"])
-    side = str(rng.choice(["down", "mid", "up"]))
+    side = str(choice(rng, ["down", "mid", "up"]))
     level = L - 1 if side == "mid" else int(rng.integers(L))
     layer = random_layer(random_kind(space, rng), side, level, _widths(draft)[level], space, rng)
     layer["_id"] = _new_id(draft)
@@ -119,16 +119,16 @@ def change_attention(draft, space: SearchSpace, rng: np.random.Generator) -> boo
     L = len(draft["parameters"]["channel_mults"])
     roll = rng.random()
     if att and roll < 0.4:
-        i = int(rng.choice(att))
+        i = int(choice(rng, att))
         w = _widths(draft)[layers[i]["level"]]
         ok = [h for h in space.heads if w % h == 0 and h != layers[i]["heads"]]
         if ok:
-            layers[i]["heads"] = int(rng.choice(ok))
+            layers[i]["heads"] = int(choice(rng, ok))
             return True
     if att and roll < 0.7:  # off: remove one attention layer
-        return remove_layer(draft, space, rng, index=int(rng.choice(att)))
+        return remove_layer(draft, space, rng, index=int(choice(rng, att)))
     # on: attention at a random level
-    side = str(rng.choice(["down", "mid", "up"]))
+    side = str(choice(rng, ["down", "mid", "up"]))
     level = L - 1 if side == "mid" else int(rng.integers(L))
     layer = random_layer("attention", side, level, _widths(draft)[level], space, rng)
     layer["_id"] = _new_id(draft)
@@ -161,23 +161,24 @@ def rewire(draft, space: SearchSpace, rng: np.random.Generator) -> bool:
 def change_parameter(draft, space: SearchSpace, rng: np.random.Generator) -> bool:
     """Change one global gene: width, a level multiplier, levels, time embedding or steps."""
     p = draft["parameters"]
-    gene = str(rng.choice(["base_channels", "channel_mults", "levels", "time_emb_dim", "sampler_steps"]))
+    gene = str(choice(rng, ["base_channels", "channel_mults", "levels", "time_emb_dim", "sampler_steps"]))
     if gene == "base_channels":
         i = space.base_channels.index(p["base_channels"]) if p["base_channels"] in space.base_channels else 0
-        p["base_channels"] = space.base_channels[int(np.clip(i + rng.choice([-1, 1]), 0, len(space.base_channels) - 1))]
+        j = min(max(i + choice(rng, (-1, 1)), 0), len(space.base_channels) - 1)
+        p["base_channels"] = space.base_channels[j]
     elif gene == "channel_mults":
         lvl = int(rng.integers(len(p["channel_mults"])))
-        p["channel_mults"][lvl] = int(rng.choice(space.channel_mults))
+        p["channel_mults"][lvl] = int(choice(rng, space.channel_mults))
     elif gene == "levels":
         L = len(p["channel_mults"])
         if L < space.max_levels and (L == 1 or rng.random() < 0.5):
-            p["channel_mults"].append(int(rng.choice([m for m in space.channel_mults if m >= p["channel_mults"][-1]])))
+            p["channel_mults"].append(int(choice(rng, [m for m in space.channel_mults if m >= p["channel_mults"][-1]])))
         elif L > 1:
             p["channel_mults"].pop()
     elif gene == "time_emb_dim":
-        p["time_emb_dim"] = int(rng.choice(space.time_emb_dims))
+        p["time_emb_dim"] = int(choice(rng, space.time_emb_dims))
     else:
-        p["sampler_steps"] = int(rng.choice(space.sampler_steps))
+        p["sampler_steps"] = int(choice(rng, space.sampler_steps))
     # norm groups follow the widths; repair picks a divisor when they no longer fit
     return True
 
@@ -218,6 +219,16 @@ EDITS: dict[str, Callable] = {
 }
 
 
+def _one_by_weight(rates: MutationRates, rng: np.random.Generator) -> list[str]:
+    weights = [(n, getattr(rates, n)) for n in EDITS]
+    u = rng.random() * sum(w for _, w in weights)
+    for name, w in weights:
+        u -= w
+        if u < 0:
+            return [name]
+    return []
+
+
 def mutate(genome: Genome, space: SearchSpace, rng: np.random.Generator,
            rates: MutationRates = MutationRates(), limits: Limits | None = None,
            generation: int | None = None, parents: tuple[str, ...] | None = None) -> Genome:
@@ -241,9 +252,7 @@ def mutate(genome: Genome, space: SearchSpace, rng: np.random.Generator,
             changed = reduce_cost(draft, space, rng, genome)
         fired = [name for name, fn in EDITS.items() if rng.random() < getattr(rates, name)]
         if not fired and not changed:
-            w = np.array([getattr(rates, n) for n in EDITS], dtype=float)
-            if w.sum() > 0:
-                fired = [list(EDITS)[int(rng.choice(len(EDITS), p=w / w.sum()))]]
+            fired = _one_by_weight(rates, rng)
         for name in fired:
             changed |= EDITS[name](draft, space, rng)
         child = repair(draft, space, limits, gen, par)

@@ -9,7 +9,6 @@ repairs it; only operators do.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -24,14 +23,17 @@ _SIDE_RANK = {"down": 0, "mid": 1, "up": 2}
 def to_draft(genome: Genome, tag: str = "") -> dict[str, Any]:
     """An editable deep copy of a genome with layer ids ``f"{tag}{i}"``."""
     layers = [dict(layer, _id=f"{tag}{i}") for i, layer in enumerate(genome.layers)]
+    params = {k: list(v) if isinstance(v, list) else v for k, v in genome.parameters.items()}
     return {
-        "parameters": copy.deepcopy(genome.parameters),
+        "parameters": params,
         "layers": layers,
         "connections": [(f"{tag}{a}", f"{tag}{b}") for a, b in genome.connections],
     }
 
 
 def _nearest(value: int, choices: tuple[int, ...]) -> int:
+    if value in choices:
+        return value
     return min(choices, key=lambda c: (abs(c - value), c))
 
 

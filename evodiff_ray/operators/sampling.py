@@ -12,29 +12,39 @@ from evodiff_ray.operators.repair import repair
 from evodiff_ray.space import SearchSpace
 
 
+def choice(rng: np.random.Generator, options):
+    """One element of a sequence (faster than ``rng.choice`` for short Python lists)."""
+    return options[int(rng.integers(len(options)))]
+
+
 def random_layer(kind: str, side: str, level: int, width: int, space: SearchSpace,
                  rng: np.random.Generator) -> dict[str, Any]:
     """A new layer dict of ``kind`` with parameters drawn from the space."""
     layer: dict[str, Any] = {"kind": kind, "side": side, "level": level}
     if kind in ("conv", "residual"):
-        layer["kernel"] = int(rng.choice(space.kernels))
+        layer["kernel"] = int(choice(rng, space.kernels))
     if kind == "residual":
         layer["dropout"] = 0.0
     if kind == "attention":
         ok = [h for h in space.heads if width % h == 0] or [1]
-        layer["heads"] = int(rng.choice(ok))
+        layer["heads"] = int(choice(rng, ok))
     if kind == "activation":
-        layer["fn"] = str(rng.choice(space.activations))
+        layer["fn"] = str(choice(rng, space.activations))
     return layer
 
 
 def random_kind(space: SearchSpace, rng: np.random.Generator, attention: bool = True) -> str:
     """A layer kind drawn by the space's ``kind_weights``."""
     kinds = [(k, w) for k, w in space.kind_weights if attention or k != "attention"]
-    w = np.array([x for _, x in kinds], dtype=float)
-    if w.sum() <= 0:
+    total = sum(w for _, w in kinds)
+    if total <= 0:
         return "residual"
-    return kinds[int(rng.choice(len(kinds), p=w / w.sum()))][0]
+    u = rng.random() * total
+    for k, w in kinds:
+        u -= w
+        if u < 0:
+            return k
+    return kinds[-1][0]
 
 
 def _pick_by_size(choices: tuple, size: float, rng: np.random.Generator, jitter: float = 0.6):
@@ -63,14 +73,14 @@ def sample_genome(space: SearchSpace, rng: np.random.Generator, size: float | No
     base = _pick_by_size(limits.base_channels, size, rng)
     mults = [1]
     for _ in range(1, n_levels):
-        mults.append(int(rng.choice([m for m in space.channel_mults if m >= mults[-1]])))
+        mults.append(int(choice(rng, [m for m in space.channel_mults if m >= mults[-1]])))
     widths = [base * m for m in mults]
     params = {
         "base_channels": base,
         "channel_mults": mults,
-        "time_emb_dim": int(rng.choice(space.time_emb_dims)),
-        "sampler_steps": int(rng.choice(space.sampler_steps)),
-        "norm_groups": int(rng.choice(space.groups_for(widths))),
+        "time_emb_dim": int(choice(rng, space.time_emb_dims)),
+        "sampler_steps": int(choice(rng, space.sampler_steps)),
+        "norm_groups": int(choice(rng, space.groups_for(widths))),
     }
     depth = int(np.clip(round(1 + size * (limits.max_depth - 1) + rng.normal(0, 1.5)), 1, limits.max_depth))
     use_attention = bool(rng.random() < 0.5)
@@ -82,7 +92,7 @@ def sample_genome(space: SearchSpace, rng: np.random.Generator, size: float | No
         open_ = [i for i in range(len(stages)) if counts[i] < space.max_stage_layers]
         if not open_:
             break
-        counts[int(rng.choice(open_))] += 1
+        counts[int(choice(rng, open_))] += 1
     layers, ids = [], []
     for (side, lvl), n in zip(stages, counts):
         for _ in range(int(n)):

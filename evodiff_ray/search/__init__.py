@@ -1,1 +1,104 @@
-"""evodiff_ray.search."""
+"""The search engine: ``search(config) -> SearchResult``.
+
+The optimizer (:mod:`.algorithm`) never imports Ray, Redis or MLflow; this function is the
+driver edge that chooses the evaluator (Ray actor pool, or in-process), the front store and
+the trackers, and runs one of the two loops.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from evodiff_ray.errors import UsageError
+from evodiff_ray.evaluation.evaluator import Evaluator, LocalEvaluator
+from evodiff_ray.search.async_loop import run_async
+from evodiff_ray.search.checkpoint import Checkpoint
+from evodiff_ray.search.front import FileFrontStore, FrontStore
+from evodiff_ray.search.loop import SearchRun, run_generational
+from evodiff_ray.search.result import SearchResult
+from evodiff_ray.search.tracker import CallbackTracker, Tracker
+
+__all__ = ["search", "SearchResult", "Tracker", "CallbackTracker", "FrontStore", "FileFrontStore",
+           "build_evaluator"]
+
+CHECKPOINT_DIR = "checkpoint"
+CONFIG_FILE = "config.json"
+
+
+def build_evaluator(config, problem=None) -> Evaluator:
+    """The evaluator a config asks for: an :class:`EvaluatorPool` of Ray actors, or in-process.
+
+    Args:
+        config: the resolved :class:`~evodiff_ray.config.SearchConfig`.
+        problem: the driver's problem instance (reused by the in-process evaluator).
+    """
+    if config.backend == "local":
+        from evodiff_ray.problems import make_problem
+
+        return LocalEvaluator(problem or make_problem(config.problem, config.problem_options))
+    from evodiff_ray.evaluation.pool import EvaluatorPool
+
+    return EvaluatorPool.from_config(config, objective_names=problem.objective_names if problem else ())
+
+
+def search(
+    config,
+    *,
+    resume: bool = False,
+    evaluator: Evaluator | None = None,
+    wrap_evaluator: Callable[[Evaluator], Evaluator] | None = None,
+    front_store: FrontStore | None = None,
+    trackers: Sequence[Tracker] = (),
+) -> SearchResult:
+    """Run (or resume) one multi-objective search.
+
+    Args:
+        config: a resolved :class:`~evodiff_ray.config.SearchConfig` (see ``load_config``).
+        resume: continue the run in ``config.run_dir`` from its checkpoint (replayed, not
+            re-evaluated); without it, an existing checkpoint there is an error.
+        evaluator: evaluate with this instead of building one from the config (it is not closed).
+        wrap_evaluator: wraps the evaluator (a fitness cache goes here); same interface.
+        front_store: where the live front goes; default ``FileFrontStore(config.runs_dir)``.
+        trackers: receive start, per-batch stats and the result (MLflow, progress lines).
+
+    Returns:
+        The :class:`SearchResult`; ``front.json``, ``history.json``, ``config.json`` and the
+        checkpoint are in ``config.run_dir``.
+
+    Raises:
+        UsageError: a bad problem or option, a resume without a checkpoint, or a new search
+            over an existing one.
+        RuntimeFailure: the cluster or the evaluators failed.
+    """
+    from evodiff_ray.problems import make_problem
+
+    problem = make_problem(config.problem, config.problem_options)
+    run_dir = config.run_dir
+    checkpoint = Checkpoint(run_dir / CHECKPOINT_DIR)
+    if resume and not checkpoint.exists():
+        raise UsageError(f"nothing to resume: {run_dir} holds no checkpoint")
+    if not resume and checkpoint.exists():
+        raise UsageError(f"{run_dir} already holds search {config.search_id!r}; "
+                         "pass --resume, or choose another --search-id")
+    config.write(run_dir / CONFIG_FILE)
+    owned = evaluator is None
+    if evaluator is None:
+        evaluator = build_evaluator(config, problem)
+    trackers = list(trackers)
+    metrics = getattr(evaluator, "metrics_tracker", None)
+    if metrics is not None:
+        trackers.append(metrics())
+    if wrap_evaluator is not None:
+        evaluator = wrap_evaluator(evaluator)
+    try:
+        run = SearchRun(config, problem, evaluator, front_store=front_store or FileFrontStore(config.runs_dir),
+                        trackers=trackers, checkpoint=checkpoint)
+        if resume:
+            run.restore(checkpoint.load())
+        for t in trackers:
+            t.on_start(config, run_dir, resume)
+        reason = run_async(run) if config.mode == "async" else run_generational(run)
+        return run.finish(reason)
+    finally:
+        if owned:
+            evaluator.close()

@@ -30,6 +30,7 @@ def engine_problem(problem):
     base = problem.pymoo_problem()
     wrapped = copy.copy(base)
     wrapped.n_ieq_constr = int(getattr(base, "n_ieq_constr", 0)) + 1
+    wrapped.elementwise = False  # values arrive as whole arrays from StaticProblem
     return wrapped
 
 

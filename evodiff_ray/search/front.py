@@ -20,16 +20,24 @@ import numpy as np
 FRONT_FILE = "front.json"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new file, never half of one."""
+def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:
+    """Write ``text`` to ``path`` so that readers see the old or the new file, never half of one.
+
+    Args:
+        path: destination; its directory is created when missing.
+        text: the whole new content.
+        durable: fsync before the rename, so the new content also survives a power loss
+            (checkpoints); without it the write is still atomic for readers (live fronts).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -161,7 +169,8 @@ class FileFrontStore(FrontStore):
         return self.runs_dir / search_id / FRONT_FILE
 
     def publish(self, search_id: str, front: dict[str, Any]) -> None:
-        atomic_write_text(self.path(search_id), json.dumps(front, indent=1, allow_nan=False) + "\n")
+        atomic_write_text(self.path(search_id), json.dumps(front, indent=1, allow_nan=False) + "\n",
+                          durable=False)
 
     def read(self, search_id: str) -> dict[str, Any] | None:
         try:

@@ -1,0 +1,214 @@
+"""The product problem: search denoiser architectures for quality, latency and memory.
+
+Candidates are :class:`~evodiff_ray.genome.Genome` objects in an object-typed pymoo
+column. Objectives (all minimised) come from a real evaluation
+(:class:`~evodiff_ray.evaluation.evaluate.DiffusionEvaluator`); constraints come from
+the :class:`~evodiff_ray.space.SearchSpace` (analytic, no training needed).
+
+A genome with more levels than the dataset's resolution allows (the resolution must be
+a multiple of ``2**(levels-1)``) gets an infeasible Fitness with reason
+``unsuitable: ...`` rather than an error, because in a search it is the candidate's
+fault; ``evodiff-ray evaluate`` reports the same mismatch as a usage error instead.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import math
+from typing import Any
+
+from pymoo.core.problem import Problem
+
+from evodiff_ray.errors import UsageError
+from evodiff_ray.evaluation.fitness import Fitness
+from evodiff_ray.genome import Genome
+from evodiff_ray.problems.base import SearchProblem
+
+OBJECTIVES = ("quality_fd", "latency_ms", "memory_mb")
+
+
+def baseline_genome() -> Genome:
+    """The shipped hand-designed reference UNet (``assets/baseline_unet.json``)."""
+    text = importlib.resources.files("evodiff_ray").joinpath("assets/baseline_unet.json").read_text()
+    return Genome.from_json(text, where="baseline_unet.json")
+
+
+class GenomeProblem(Problem):
+    """pymoo's view: one object variable (a Genome), evaluated outside pymoo via ask/tell."""
+
+    def __init__(self, n_obj: int, n_ieq_constr: int):
+        super().__init__(n_var=1, n_obj=n_obj, n_ieq_constr=n_ieq_constr, vtype=object)
+
+    def _evaluate(self, X, out, *args, **kwargs):
+        raise NotImplementedError("diffusion candidates are evaluated outside pymoo (ask/tell)")
+
+
+class DiffusionProblem(SearchProblem):
+    """Architecture search for diffusion denoisers.
+
+    Args:
+        fidelity: training budget name (``quick``, ``standard``, ``full``).
+        dataset: ``"digits"``, an image folder or an ``.npz`` path.
+        resolution: resize user images to this side (None: keep theirs).
+        seed: evaluation seed (model init, data order, noise: the same for every candidate).
+        fd_samples: samples for ``quality_fd`` (None: the whole held-out split).
+        latency_batch: images per sampling run for latency and memory.
+        latency_repeats: timed sampling runs.
+        time_limit_s: per-candidate wall-time limit (None: none).
+        device: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``.
+        threads: torch threads per evaluator process (None: torch's default).
+        target: hardware target name (recorded in the settings; chip profiles use it).
+        space: SearchSpace settings (a dict for ``SearchSpace.from_dict``); None: defaults.
+        cache_dir: feature-network cache (None: ``$EVODIFF_CACHE_DIR`` or ``~/.cache/evodiff-ray``).
+    """
+
+    name = "diffusion"
+    objective_names = OBJECTIVES
+
+    def __init__(
+        self,
+        fidelity: str = "quick",
+        dataset: str = "digits",
+        resolution: int | None = None,
+        seed: int = 0,
+        fd_samples: int | None = None,
+        latency_batch: int = 16,
+        latency_repeats: int = 5,
+        time_limit_s: float | None = 600.0,
+        device: str | None = None,
+        threads: int | None = None,
+        target: str | None = None,
+        space: dict[str, Any] | None = None,
+        cache_dir: str | None = None,
+    ):
+        from evodiff_ray.diffusion.fidelity import get_fidelity
+        from evodiff_ray.space import SearchSpace
+
+        self.fidelity = get_fidelity(fidelity)
+        for label, v in (("seed", seed), ("latency_batch", latency_batch), ("latency_repeats", latency_repeats)):
+            if isinstance(v, bool) or not isinstance(v, int) or (label != "seed" and v < 1):
+                raise UsageError(f"diffusion: {label} must be {'an integer' if label == 'seed' else 'a positive integer'}, got {v!r}")
+        if time_limit_s is not None and (isinstance(time_limit_s, bool) or not isinstance(time_limit_s, (int, float)) or time_limit_s <= 0):
+            raise UsageError(f"diffusion: time_limit_s must be a positive number or null, got {time_limit_s!r}")
+        if not isinstance(dataset, str) or not dataset:
+            raise UsageError(f"diffusion: dataset must be 'digits' or a path, got {dataset!r}")
+        self.dataset = dataset
+        self.resolution = resolution
+        self.seed = seed
+        self.fd_samples = fd_samples
+        self.latency_batch = latency_batch
+        self.latency_repeats = latency_repeats
+        self.time_limit_s = time_limit_s
+        self.device = device
+        self.threads = threads
+        self.target = target
+        self.cache_dir = cache_dir
+        self.space = SearchSpace.from_dict(space) if space else SearchSpace()
+        self.constraint_names = tuple(self.space.constraint_names)
+        self._digest: str | None = None
+        self._evaluator = None
+
+    # -- driver side ---------------------------------------------------------------
+    def pymoo_problem(self) -> GenomeProblem:
+        return GenomeProblem(len(self.objective_names), len(self.constraint_names))
+
+    def operators(self) -> dict[str, Any]:
+        """The lead's genome operators (sampling, crossover, mutation, repair, duplicates)."""
+        from evodiff_ray.operators import genome_operators
+
+        return genome_operators(self.space)
+
+    def to_json(self, x) -> dict[str, Any]:
+        return _genome_of(x).to_dict()
+
+    def from_json(self, data: Any) -> Genome:
+        return Genome.from_dict(data)
+
+    def key(self, x) -> str:
+        """The architecture key (lineage excluded, so a re-discovered genome is a cache hit)."""
+        return _genome_of(x).key()
+
+    def dataset_digest(self) -> str:
+        """The dataset's digest (loads the dataset once; cheap for ``digits``)."""
+        if self._digest is None:
+            if self._evaluator is not None:
+                self._digest = self._evaluator.dataset.digest
+            else:
+                from evodiff_ray.data import load_dataset
+
+                self._digest = load_dataset(self.dataset, resolution=self.resolution).digest
+        return self._digest
+
+    def evaluation_settings(self) -> dict[str, Any]:
+        from evodiff_ray.diffusion.schedule import linear_schedule
+        from evodiff_ray.evaluation.evaluate import EVAL_CODE_VERSION, resolve_device
+
+        return {
+            "problem": self.name,
+            "fidelity": self.fidelity.to_dict(),
+            "dataset": self.dataset_digest(),
+            "schedule": linear_schedule().describe(),
+            "seed": self.seed,
+            "fd_samples": self.fd_samples,
+            "latency_batch": self.latency_batch,
+            "device_class": resolve_device(self.device).type,
+            "target": self.target,
+            "space": self.space.to_dict(),
+            "code_version": EVAL_CODE_VERSION,
+        }
+
+    # -- actor side ----------------------------------------------------------------
+    def setup(self, progress=None) -> None:
+        """Build the warm evaluator (dataset, feature network) once per process."""
+        if self._evaluator is None:
+            from evodiff_ray.evaluation.evaluate import DiffusionEvaluator
+
+            self._evaluator = DiffusionEvaluator(
+                self.dataset,
+                device=self.device,
+                resolution=self.resolution,
+                seed=self.seed,
+                fd_samples=self.fd_samples,
+                latency_batch=self.latency_batch,
+                latency_repeats=self.latency_repeats,
+                time_limit_s=self.time_limit_s,
+                threads=self.threads,
+                cache_dir=self.cache_dir,
+                progress=progress,
+            )
+
+    @property
+    def evaluator(self):
+        """The warm evaluator (built by :meth:`setup` on first use)."""
+        if self._evaluator is None:
+            self.setup()
+        return self._evaluator
+
+    def evaluate(self, x) -> Fitness:
+        genome = _genome_of(x)
+        fit = self.evaluator.evaluate(genome, self.fidelity)
+        constraints = self.space.constraints(genome)
+        if fit.feasible:
+            fit.constraints = {n: float(constraints[n]) for n in self.constraint_names}
+        else:
+            fit.constraints = {n: math.inf for n in self.constraint_names}
+        return fit
+
+    def __getstate__(self):
+        # the warm evaluator (tensors, feature net) never crosses a process boundary
+        state = dict(self.__dict__)
+        state["_evaluator"] = None
+        return state
+
+
+def _genome_of(x) -> Genome:
+    """A Genome from a Genome, pymoo's one-element object row, or genome data."""
+    if isinstance(x, Genome):
+        return x
+    if hasattr(x, "shape") and getattr(x, "size", 0) == 1:
+        return _genome_of(x.reshape(-1)[0])
+    if isinstance(x, (list, tuple)) and len(x) == 1:
+        return _genome_of(x[0])
+    if isinstance(x, dict):
+        return Genome.from_dict(x)
+    raise TypeError(f"not a genome: {type(x).__name__}")

@@ -1,0 +1,71 @@
+"""SearchResult: the front, the history and every evaluation of a finished search."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class SearchResult:
+    """What :func:`evodiff_ray.search.search` returns.
+
+    Attributes:
+        search_id: the run's id.
+        run_dir: where ``config.json``, ``front.json``, ``history.json`` and the checkpoint are.
+        front: the final front document (DESIGN section 4).
+        history: one stats dict per told batch (see ``Tracker.on_generation``).
+        records: every evaluation, in tell order: ``ordinal``, ``key``, ``x``, ``generation``,
+            ``parents``, ``source`` and ``fitness`` (a Fitness dict).
+        objective_names: objectives in column order.
+        reference_point: the fixed hypervolume reference point.
+        stop_reason: which termination fired.
+    """
+
+    search_id: str
+    run_dir: Path
+    front: dict[str, Any]
+    history: list[dict[str, Any]]
+    records: list[dict[str, Any]] = field(default_factory=list)
+    objective_names: tuple[str, ...] = ()
+    reference_point: list[float] | None = None
+    stop_reason: str = ""
+
+    @property
+    def points(self) -> list[dict[str, Any]]:
+        """The front's points."""
+        return self.front["points"]
+
+    @property
+    def hypervolume(self) -> float | None:
+        """Hypervolume of the final front (from the last history entry)."""
+        return self.history[-1]["hypervolume"] if self.history else None
+
+    def front_array(self):
+        """The front's objective values as a numpy array, shape (n_points, n_obj)."""
+        import numpy as np
+
+        return np.array([[p["objectives"][n] for n in self.objective_names] for p in self.points])
+
+    def to_pandas(self):
+        """The front as a ``pandas.DataFrame``: key, generation, one column per objective.
+
+        Raises:
+            ImportError: pandas is not installed.
+        """
+        import pandas as pd
+
+        rows = [{"key": p["key"], "generation": p["generation"], **p["objectives"]} for p in self.points]
+        return pd.DataFrame(rows, columns=["key", "generation", *self.objective_names])
+
+    def history_frame(self):
+        """The history as a ``pandas.DataFrame`` (one row per told batch)."""
+        import pandas as pd
+
+        flat = []
+        for h in self.history:
+            row = {k: v for k, v in h.items() if not isinstance(v, (dict, list))}
+            row.update({f"best_{k}": v for k, v in (h.get("best") or {}).items()})
+            flat.append(row)
+        return pd.DataFrame(flat)

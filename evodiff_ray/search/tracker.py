@@ -1,0 +1,41 @@
+"""Tracker: the hook that receives a search's start, per-batch statistics and result.
+
+The engine calls every tracker it was given; MLflow logging, Ray metrics and the CLI's
+progress lines are all trackers. Methods are no-ops here, so a tracker overrides only what
+it needs. A tracker must not raise for a logging failure it can survive.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class Tracker:
+    """Receives a search's life cycle. All methods are optional."""
+
+    def on_start(self, config, run_dir: Path, resumed: bool) -> None:
+        """Called once before the first ask (after a resume's replay, ``resumed=True``)."""
+
+    def on_generation(self, stats: dict[str, Any], front: dict[str, Any]) -> None:
+        """Called after every told batch (a generation in generational mode).
+
+        Args:
+            stats: the history entry: ``generation``, ``evaluations``, ``failures``,
+                ``in_flight``, ``hypervolume``, ``reference_point``, ``best`` (objective ->
+                min), ``front_size``, ``utilization``, ``cache`` and ``elapsed_s``.
+            front: the front document (DESIGN section 4) at this point.
+        """
+
+    def on_finish(self, result) -> None:
+        """Called once with the :class:`~evodiff_ray.search.result.SearchResult`."""
+
+
+class CallbackTracker(Tracker):
+    """A tracker from a plain function ``fn(stats, front)`` called after every told batch."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def on_generation(self, stats, front) -> None:
+        self.fn(stats, front)
