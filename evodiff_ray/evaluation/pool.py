@@ -70,7 +70,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
     try:
         if address is None and not os.environ.get("RAY_ADDRESS"):
-            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, **kwargs)
+            # "local": a new runtime even when a `ray start` cluster runs on this machine
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, **kwargs)
             return True
         ray.init(address=address, **kwargs)
         return False

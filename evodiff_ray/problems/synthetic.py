@@ -96,8 +96,9 @@ class SyntheticProblem(SearchProblem):
         self.failure_rate = float(failure_rate)
         self.seed = seed
 
-    def pymoo_problem(self):
-        return _SyntheticPymoo(self)
+    def pymoo_problem(self, **kwargs):
+        """An evaluable pymoo ``ElementwiseProblem`` (kwargs such as ``elementwise_runner`` pass on)."""
+        return _SyntheticPymoo(self, **kwargs)
 
     def to_json(self, x) -> list[float]:
         return [float(v) for v in np.asarray(x, dtype=float).ravel()]
@@ -151,8 +152,8 @@ class SyntheticProblem(SearchProblem):
 class _SyntheticPymoo(ElementwiseProblem):
     """The synthetic problem as a pymoo elementwise problem (peer benchmarks call it directly)."""
 
-    def __init__(self, synthetic: SyntheticProblem):
-        super().__init__(n_var=synthetic.n_var, n_obj=2, xl=0.0, xu=1.0)
+    def __init__(self, synthetic: SyntheticProblem, **kwargs):
+        super().__init__(n_var=synthetic.n_var, n_obj=2, xl=0.0, xu=1.0, **kwargs)
         self.synthetic = synthetic
 
     def _evaluate(self, x, out, *args, **kwargs):

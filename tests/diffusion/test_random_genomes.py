@@ -16,7 +16,8 @@ DRAWS = 200
 
 
 def test_random_genomes_build_keep_shape_and_give_a_finite_loss():
-    space = SearchSpace()
+    # the default space's structure (levels, kinds, layers, skips), at tiny widths
+    space = SearchSpace(base_channels=(4, 8), time_emb_dims=(8, 16))
     rng = np.random.default_rng(1234)
     s = linear_schedule()
     loss_fn = EpsilonLoss(s)

@@ -1,0 +1,194 @@
+"""``evodiff-ray search`` and ``front`` through the real entry point (in-process and subprocesses)."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import EVODIFF_RAY
+from evodiff_ray.cli import main
+
+
+def quick(runs_dir, *extra):
+    return ["search", "--problem", "zdt1", "--pop", "8", "--generations", "3", "--backend", "local",
+            "--runs-dir", str(runs_dir), *extra]
+
+
+def test_search_prints_progress_front_and_location(runs_dir, capsys):
+    assert main(quick(runs_dir, "--search-id", "s1")) == 0
+    out = capsys.readouterr().out
+    assert "[gen 3] evals 24" in out and "search s1 (finished)" in out
+    assert f"results: {runs_dir / 's1'}/" in out
+    assert main(["front", "s1", "--runs-dir", str(runs_dir), "--format", "json"]) == 0
+    front = json.loads(capsys.readouterr().out)
+    assert front["status"] == "finished" and front["evaluations"] == 24
+    assert main(["front", "--runs-dir", str(runs_dir), "--format", "csv"]) == 0  # no id: most recent
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "key,generation,f1,f2,node,device" and len(lines) == 1 + len(front["points"])
+
+
+def test_resume_flag_continues_a_run(runs_dir, capsys):
+    main(quick(runs_dir, "--search-id", "r1", "--quiet"))
+    assert main(["search", "--resume", "--search-id", "r1", "--generations", "5", "--runs-dir", str(runs_dir),
+                 "--quiet"]) == 0
+    assert json.loads((runs_dir / "r1" / "front.json").read_text())["generation"] == 5
+
+
+BAD = [
+    (["search", "--problem", "zdt9"], "unknown problem 'zdt9'"),
+    (["search", "--pop", "0"], "pop_size must be > 0"),
+    (["search", "--generations", "-1"], "generations must be > 0"),
+    (["search", "--workers", "0"], "workers must be > 0"),
+    (["search", "--mode", "turbo"], "invalid choice"),
+    (["search", "--pop", "ten"], "invalid int value"),
+    (["search", "--config", "/nonexistent.toml"], "does not exist"),
+    (["search", "-O", "colour=red", "--backend", "local"], "bad problem_options"),
+    (["search", "--resume"], "--resume needs --search-id"),
+    (["search", "--resume", "--search-id", "nope"], "nothing to resume"),
+    (["search", "--problem", "synthetic", "-O", "failure_rate=3", "--backend", "local"], "failure_rate"),
+    (["front", "nope"], "no front for search 'nope'"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD)
+def test_bad_input_is_one_line_and_exit_2(runs_dir, capsys, argv, message):
+    try:
+        code = main([*argv, "--runs-dir", str(runs_dir)])
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_bad_config_file_in_a_real_process(tmp_path, runs_dir, cli_env):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("pop_size = 8\npopsize = 9\n")
+    p = subprocess.run([EVODIFF_RAY, "search", "--config", str(cfg), "--runs-dir", str(runs_dir)],
+                       capture_output=True, text=True, env=cli_env, timeout=60)
+    assert p.returncode == 2
+    assert p.stderr.strip() == (f"evodiff-ray: error: {cfg}: unknown config key 'popsize' "
+                                f"(known: {', '.join(_field_names())})")
+
+
+def test_front_is_readable_from_another_process_while_searching(runs_dir, cli_env):
+    search = subprocess.Popen(
+        [EVODIFF_RAY, "search", "--problem", "synthetic", "-O", "mean_ms=20", "--pop", "8", "--generations", "1000",
+         "--backend", "local", "--runs-dir", str(runs_dir), "--search-id", "live", "--quiet"],
+        env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        wait_for(lambda: (runs_dir / "live" / "front.json").exists(), search)
+        seen = []
+        for _ in range(2):
+            p = subprocess.run([EVODIFF_RAY, "front", "--runs-dir", str(runs_dir), "--format", "json"],
+                               capture_output=True, text=True, env=cli_env, timeout=60)
+            assert p.returncode == 0, p.stderr
+            seen.append(json.loads(p.stdout))
+        assert search.poll() is None  # the search was still running while we read
+        assert all(f["search_id"] == "live" and f["status"] == "running" for f in seen)
+        assert seen[1]["evaluations"] >= seen[0]["evaluations"] > 0
+    finally:
+        os.killpg(search.pid, signal.SIGKILL)
+        search.wait()
+
+
+def wait_for(cond, proc, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if proc.poll() is not None:
+            raise AssertionError(f"process exited early: {proc.stderr.read() if proc.stderr else ''}")
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+def _field_names():
+    import dataclasses
+
+    from evodiff_ray.config import SearchConfig
+
+    return [f.name for f in dataclasses.fields(SearchConfig)]
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_ray_job_submit(tmp_path, cli_env, free_port):
+    """A head started with ``ray start``, a search submitted as a Ray job with ``--address``.
+
+    Ray 2.60 turns token auth on for ``ray start``; this loopback-only test cluster exports
+    ``RAY_AUTH_MODE=disabled`` to the server and every client alike (never silently). The
+    cluster is stopped by killing the processes this test started (``ray stop`` would also
+    stop the other Ray runtimes on the machine, such as the test session's).
+    """
+    env = {**cli_env, "RAY_AUTH_MODE": "disabled"}
+    ray_bin = str(Path(EVODIFF_RAY).with_name("ray"))
+    port, dash = free_port(), free_port()
+    head = subprocess.Popen([ray_bin, "start", "--head", "--block", "--port", str(port), "--num-cpus", "2",
+                             "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
+                             "--dashboard-port", str(dash)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    runs = tmp_path / "runs"
+    try:
+        url = f"http://127.0.0.1:{dash}"
+        wait_for(lambda: subprocess.run([ray_bin, "job", "list", "--address", url], env=env,
+                                        capture_output=True, timeout=60).returncode == 0, head, timeout=180)
+        job = subprocess.run(
+            [ray_bin, "job", "submit", "--address", url, "--", EVODIFF_RAY, "search", "--problem", "synthetic",
+             "--pop", "6", "--generations", "3", "--workers", "2", "--address", f"127.0.0.1:{port}",
+             "--runs-dir", str(runs), "--search-id", "job"],
+            env=env, capture_output=True, text=True, timeout=300)
+        assert job.returncode == 0, job.stdout[-2000:] + job.stderr[-2000:]
+        assert "search job (finished)" in job.stdout
+        p = subprocess.run([EVODIFF_RAY, "front", "job", "--runs-dir", str(runs), "--format", "json"],
+                           capture_output=True, text=True, env=cli_env, timeout=60)
+        front = json.loads(p.stdout)
+        assert front["status"] == "finished" and front["evaluations"] == 18 and front["points"]
+    finally:
+        _stop_tree(head)
+
+
+def _descendants(pid):
+    """PIDs of every process below ``pid`` (read from /proc; Linux)."""
+    parents = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = parents.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def _stop_tree(proc):
+    """Stop the head and everything it started, by PID (only processes this test started)."""
+    pids = [proc.pid, *_descendants(proc.pid)]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+            proc.poll()
+            time.sleep(0.2)
+    proc.wait(timeout=10)
+
+
+def _alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
