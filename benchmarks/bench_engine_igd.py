@@ -46,7 +46,7 @@ def main() -> None:
         for name in PROBLEMS:
             problem = make_problem(name, {})
             igd = IGD(problem.pareto_front())
-            ours, theirs, t_ours, t_theirs = [], [], [], []
+            ours, ours_pop, theirs, t_ours, t_theirs = [], [], [], [], []
             for seed in args.seeds:
                 config = load_config(overrides={
                     "problem": name, "pop_size": args.pop, "generations": args.generations, "seed": seed,
@@ -56,28 +56,34 @@ def main() -> None:
                 result = search(config)
                 t_ours.append(time.perf_counter() - t0)
                 ours.append(float(igd(result.front_array())))
+                ours_pop.append(float(igd(result.population_front_array())))
                 t0 = time.perf_counter()
                 res = minimize(problem.pymoo_problem(), NSGA2(pop_size=args.pop), ("n_gen", args.generations),
                                seed=seed)
                 t_theirs.append(time.perf_counter() - t0)
                 theirs.append(float(igd(res.F)))
             row = {
-                "problem": name, "ours_igd": ours, "pymoo_igd": theirs,
-                "ours_median": statistics.median(ours), "pymoo_median": statistics.median(theirs),
+                "problem": name, "ours_igd": ours, "ours_population_igd": ours_pop, "pymoo_igd": theirs,
+                "ours_median": statistics.median(ours), "ours_population_median": statistics.median(ours_pop),
+                "pymoo_median": statistics.median(theirs),
                 "ratio": statistics.median(ours) / statistics.median(theirs),
+                "population_ratio": statistics.median(ours_pop) / statistics.median(theirs),
                 "ours_seconds_median": statistics.median(t_ours),
                 "pymoo_seconds_median": statistics.median(t_theirs),
             }
             rows.append(row)
-            print(f"{name:6s}  ours {row['ours_median']:.5f}  pymoo {row['pymoo_median']:.5f}  "
-                  f"ratio {row['ratio']:.3f}  ({row['ours_seconds_median']:.1f} s vs "
+            print(f"{name:6s}  ours {row['ours_median']:.5f} (population {row['ours_population_median']:.5f})  "
+                  f"pymoo {row['pymoo_median']:.5f}  ratio {row['ratio']:.3f}  ({row['ours_seconds_median']:.1f} s vs "
                   f"{row['pymoo_seconds_median']:.2f} s)", flush=True)
     ray.shutdown()
 
-    print("\nproblem  IGD ours (median)  IGD pymoo (median)  ours/pymoo  within 10%")
+    print("\nIGD, median of seeds. archive = every evaluated candidate (what a search returns);"
+          " population = NSGA-II's final population, like pymoo's minimize().F")
+    print("problem  ours archive  ours population  pymoo minimize  archive/pymoo  population/pymoo  within 10%")
     for r in rows:
-        print(f"{r['problem']:7s}  {r['ours_median']:17.5f}  {r['pymoo_median']:18.5f}  {r['ratio']:10.3f}  "
-              f"{'yes' if r['ratio'] <= 1.10 else 'NO'}")
+        ok = max(r["ratio"], r["population_ratio"]) <= 1.10
+        print(f"{r['problem']:7s}  {r['ours_median']:12.5f}  {r['ours_population_median']:15.5f}  "
+              f"{r['pymoo_median']:14.5f}  {r['ratio']:13.3f}  {r['population_ratio']:16.3f}  {'yes' if ok else 'NO'}")
     out = Path(__file__).parent / "results" / "engine_igd.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({
@@ -85,6 +91,7 @@ def main() -> None:
         "settings": {"pop_size": args.pop, "generations": args.generations, "seeds": args.seeds,
                      "workers": args.workers, "batch_size": args.batch_size, "mode": "generational",
                      "ours_front": "non-dominated archive of all evaluated candidates",
+                     "ours_population_front": "non-dominated feasible members of the final population",
                      "pymoo_front": "minimize(...).F (non-dominated final population)"},
         "rows": rows,
     }, indent=2) + "\n")

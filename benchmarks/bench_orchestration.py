@@ -118,7 +118,9 @@ def ray_tune(options, n_evals, pop, storage):
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 1}),
         param_space={f"x{i}": tune.uniform(0.0, 1.0) for i in range(N_VAR)},
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n_evals, max_concurrent_trials=WORKERS),
+        # reuse_actors: the peer's fastest setting (its default, False, starts a process per trial)
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n_evals, max_concurrent_trials=WORKERS,
+                                    reuse_actors=True),
         run_config=tune.RunConfig(storage_path=storage, verbose=0),
     )
     t0 = time.perf_counter()
@@ -131,7 +133,8 @@ def ray_tune(options, n_evals, pop, storage):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--evals", type=int, default=1000, help="evaluations in (a)")
-    ap.add_argument("--tune-evals", type=int, default=200, help="evaluations for Ray Tune in (a)")
+    ap.add_argument("--tune-evals", type=int, default=40,
+                    help="evaluations for Ray Tune in (a) and (b) (a trial costs it seconds here)")
     ap.add_argument("--lognormal-evals", type=int, default=100, help="evaluations in (b)")
     ap.add_argument("--skip", nargs="*", default=[], help="systems to skip: pymoo optuna tune")
     args = ap.parse_args()
@@ -175,7 +178,7 @@ def main() -> None:
             record(part, f"optuna NSGAIISampler (n_jobs={jobs})", opts, *optuna_nsga2(opts, n, pop, jobs), jobs,
                    note="in-process; threads for n_jobs>1")
         if "tune" not in args.skip:
-            nt = min(n, args.tune_evals) if part == "a" else n
+            nt = min(n, args.tune_evals)
             record(part, "ray tune + OptunaSearch (NSGA-II)", opts,
                    *ray_tune(opts, nt, pop, tempfile.mkdtemp(prefix="bench-tune-")), WORKERS)
     ray.shutdown()

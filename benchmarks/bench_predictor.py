@@ -70,6 +70,10 @@ def measure(genome, schedule, repeats: int) -> tuple[float, float]:
     return lat.median_ms, mem.peak_mb
 
 
+def _steps(genome) -> int:
+    return genome.parameters["sampler_steps"]
+
+
 def mdape(pred, meas) -> float:
     return float(statistics.median(abs(p - m) / m for p, m in zip(pred, meas)))
 
@@ -106,10 +110,12 @@ def main() -> None:
     calib_rows = run_set(calib, "calibration")
     test_rows = run_set(test, "test")
     results = {}
-    for pname, prof in (("measured", profile), ("estimated", cpu_device_profile(1))):
+    variants = (("measured/loglog", profile, "loglog"), ("measured/components", profile, "components"),
+                ("estimated/loglog", cpu_device_profile(1), "loglog"))
+    for pname, prof, how in variants:
         base = Predictor(prof, BATCH, RES, CH)
         fitted = base.calibrated([g for g, _, _ in calib_rows], [lat for _, lat, _ in calib_rows],
-                                 [mem for _, _, mem in calib_rows])
+                                 [mem for _, _, mem in calib_rows], latency_fit=how)
         lat_meas = [lat for _, lat, _ in test_rows]
         mem_meas = [mem for _, _, mem in test_rows]
         lat_pred = [fitted.latency_ms(g) for g, _, _ in test_rows]
@@ -118,18 +124,21 @@ def main() -> None:
         results[pname] = {
             "profile": prof.to_dict(),
             "predictor": fitted.to_dict(),
-            "latency": {"spearman": spearman(lat_pred, lat_meas), "mdape_calibrated": mdape(lat_pred, lat_meas),
-                        "mdape_raw": mdape(lat_raw, lat_meas)},
+            "latency": {"spearman": spearman(lat_pred, lat_meas), "spearman_raw": spearman(lat_raw, lat_meas),
+                        "spearman_per_step": spearman([p / _steps(g) for p, (g, _, _) in zip(lat_pred, test_rows)],
+                                                      [m / _steps(g) for m, (g, _, _) in zip(lat_meas, test_rows)]),
+                        "mdape_calibrated": mdape(lat_pred, lat_meas), "mdape_raw": mdape(lat_raw, lat_meas)},
             "memory": {"spearman": spearman(mem_pred, mem_meas), "mdape_calibrated": mdape(mem_pred, mem_meas)},
         }
     wall = time.perf_counter() - t0
 
-    print(f"\n{'profile':<10} {'objective':<8} {'spearman':>9} {'MdAPE cal':>10} {'MdAPE raw':>10}")
+    print(f"\n{'profile/fit':<20} {'objective':<8} {'spearman':>9} {'per step':>9} {'MdAPE cal':>10} {'MdAPE raw':>10}")
     for pname, r in results.items():
         for obj in ("latency", "memory"):
             raw = r[obj].get("mdape_raw")
-            print(f"{pname:<10} {obj:<8} {r[obj]['spearman']:>9.3f} {100 * r[obj]['mdape_calibrated']:>9.1f}% "
-                  f"{'' if raw is None else f'{100 * raw:>9.1f}%':>10}")
+            per = r[obj].get("spearman_per_step")
+            print(f"{pname:<20} {obj:<8} {r[obj]['spearman']:>9.3f} {'' if per is None else f'{per:.3f}':>9} "
+                  f"{100 * r[obj]['mdape_calibrated']:>9.1f}% {'' if raw is None else f'{100 * raw:.1f}%':>10}")
     print(f"(n_test {len(test_rows)}, n_calibration {len(calib_rows)}, batch {BATCH}, {RES}x{RES}x{CH}, "
           f"1 thread; {wall:.0f} s)")
 
@@ -143,7 +152,7 @@ def main() -> None:
         "results": results,
         "points": [{"key": g.key()[:12], "sampler_steps": g.parameters["sampler_steps"],
                     "latency_ms": lat, "memory_mb": mem,
-                    "predicted": Predictor.from_dict(results["measured"]["predictor"]).predict(g)}
+                    "predicted": Predictor.from_dict(results["measured/loglog"]["predictor"]).predict(g)}
                    for g, lat, mem in test_rows],
         "seconds": wall,
     }

@@ -1,6 +1,8 @@
 """SearchConfig: the one typed configuration of a search, loaded from TOML and CLI flags.
 
-Resolution order: field defaults < preset < TOML file < CLI overrides. The resolved form
+Resolution order: field defaults < preset < TOML file < CLI overrides; a termination given in
+the file or on the command line replaces the preset's, and with none anywhere the search
+stops after 10 generations. The resolved form
 (:meth:`SearchConfig.to_dict`) is written to the run dir as ``config.json`` and is what a
 ``--resume`` reads back. Every mistake is a one-line :class:`UsageError`.
 """
@@ -27,6 +29,9 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 MODES = ("generational", "async")
+TERMINATIONS = ("generations", "max_evaluations", "max_seconds")
+#: the termination when none is given anywhere
+DEFAULT_GENERATIONS = 10
 BACKENDS = ("ray", "local")
 
 #: named starting points; a TOML file and CLI flags override them field by field
@@ -40,7 +45,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 #: fields a resume may change; the rest define the search and must match the saved config
 RESUMABLE_OVERRIDES = frozenset({
     "generations", "max_evaluations", "max_seconds", "workers", "actor", "batch_size",
-    "address", "redis_url", "no_cache", "tracking_uri", "backend", "checkpoint_interval_s",
+    "address", "redis_url", "no_cache", "tracking_uri", "no_tracking", "backend", "checkpoint_interval_s",
 })
 
 
@@ -64,7 +69,7 @@ class SearchConfig:
     mode: str = "generational"                            # "generational" (NSGA-II) or "async" (no barrier)
     pop_size: int = 20                                    # NSGA-II population
     n_offsprings: int | None = None                       # offspring per ask; async default: workers
-    generations: int | None = 10                          # termination: generations (async: pop_size * this evaluations)
+    generations: int | None = None                        # termination: generations (async: pop_size * this evaluations)
     max_evaluations: int | None = None                    # termination: evaluations
     max_seconds: float | None = None                      # termination: wall time of the search loop
     seed: int = 1                                         # seeds the algorithm's random state
@@ -75,7 +80,9 @@ class SearchConfig:
     address: str | None = None                            # Ray cluster: "auto", "ray://host:10001"; None = local
     redis_url: str | None = None                          # fitness cache / front store (consumed by the cache)
     no_cache: bool = False                                # disable the fitness cache
-    tracking_uri: str | None = None                       # MLflow tracking URI (consumed by the tracker)
+    tracking_uri: str | None = None                       # MLflow tracking URI; None = sqlite in runs_dir
+    no_tracking: bool = False                             # do not record the search in MLflow
+    experiment: str | None = None                         # MLflow experiment; None = evodiff-<problem>[-<dataset>]
     runs_dir: str = "evodiff-runs"                        # run dirs live in <runs_dir>/<search_id>/
     target: str | None = None                             # hardware target (chip profile) for the diffusion problem
     fidelity: str | None = None                           # training-budget level for the diffusion problem
@@ -121,13 +128,17 @@ def load_config(
         data = _read_toml(Path(path))
     preset = preset or data.pop("preset", None)
     data.pop("preset", None)
+    given = _undot({k: v for k, v in (overrides or {}).items() if v is not None})
     merged: dict[str, Any] = {}
     if preset is not None:
         if preset not in PRESETS:
             raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        _merge(merged, PRESETS[preset])
+        chosen = dict(PRESETS[preset])
+        if any(k in data or k in given for k in TERMINATIONS):  # an explicit stop replaces the preset's
+            chosen = {k: v for k, v in chosen.items() if k not in TERMINATIONS}
+        _merge(merged, chosen)
     _merge(merged, data)
-    _merge(merged, _undot({k: v for k, v in (overrides or {}).items() if v is not None}))
+    _merge(merged, given)
     config = from_dict(merged, where=str(path) if path else "config")
     return finalize(config)
 
@@ -171,7 +182,7 @@ def finalize(config: SearchConfig) -> SearchConfig:
     if config.max_seconds == 0:
         raise UsageError("max_seconds must be > 0")
     if config.generations is None and config.max_evaluations is None and config.max_seconds is None:
-        raise UsageError("set at least one termination: generations, max_evaluations or max_seconds")
+        config.generations = DEFAULT_GENERATIONS
     if config.actor.num_cpus < 0 or not math.isfinite(config.actor.num_cpus):
         raise UsageError(f"actor.num_cpus must be >= 0, got {config.actor.num_cpus}")
     if config.actor.start_timeout_s <= 0:
@@ -181,6 +192,7 @@ def finalize(config: SearchConfig) -> SearchConfig:
             raise UsageError(f"actor.resources.{rname} must be > 0, got {amount}")
     if not config.runs_dir:
         raise UsageError("runs_dir must not be empty")
+    _problem_settings(config)
     if not config.search_id:
         config.search_id = new_search_id(config.problem)
     elif not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", config.search_id):
@@ -188,6 +200,28 @@ def finalize(config: SearchConfig) -> SearchConfig:
             f"search_id {config.search_id!r} may hold only letters, digits, '.', '_' and '-'"
         )
     return config
+
+
+def _problem_settings(config: SearchConfig) -> None:
+    """Carry ``fidelity`` and ``target`` into the diffusion problem's options (validated)."""
+    if config.target is not None:
+        from evodiff_ray.hardware.targets import parse_targets
+
+        targets = parse_targets(config.target)
+        if len(targets) > 1:
+            raise UsageError(f"target {config.target!r} names several chips; run one search per chip with a "
+                             "shared --redis-url (see cluster/README.md)")
+    if config.problem != "diffusion":
+        if config.fidelity is not None:
+            raise UsageError(f"--fidelity applies to the diffusion problem, not {config.problem!r}; drop it")
+        return
+    for name in ("fidelity", "target"):
+        value = getattr(config, name)
+        if value is not None:
+            given = config.problem_options.get(name)
+            if given is not None and given != value:
+                raise UsageError(f"{name} is given twice ({value!r} and problem_options.{name}={given!r}); keep one")
+            config.problem_options[name] = value
 
 
 def new_search_id(problem: str) -> str:

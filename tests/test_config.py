@@ -56,13 +56,20 @@ def test_bad_configs_give_one_line_usage_errors(tmp_path, text, match):
     assert "\n" not in str(e.value)
 
 
-def test_missing_file_and_no_termination(tmp_path):
+def test_missing_file(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
-    from evodiff_ray.config import finalize
 
-    with pytest.raises(UsageError, match="at least one termination"):
-        finalize(from_dict({"generations": None}))
+
+def test_terminations_default_and_explicit_ones_replace_the_presets():
+    from evodiff_ray.config import DEFAULT_GENERATIONS
+
+    assert load_config().generations == DEFAULT_GENERATIONS
+    c = load_config(overrides={"max_evaluations": 100})
+    assert (c.generations, c.max_evaluations) == (None, 100)
+    c = load_config(preset="quick", overrides={"max_evaluations": 100})
+    assert (c.generations, c.max_evaluations, c.pop_size) == (None, 100, PRESETS["quick"]["pop_size"])
+    assert load_config(preset="standard").generations == PRESETS["standard"]["generations"]
 
 
 def test_to_dict_round_trips_through_json():

@@ -147,6 +147,13 @@ class CachedEvaluator(Evaluator):
         return s
 
     def close(self) -> None:
+        self.release()
+        self.inner.close()
+
+    def release(self) -> None:
+        """Stop renewing and drop our claims, leaving the wrapped evaluator open."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._renewer.join(timeout=5)
         if not self._down:
@@ -155,7 +162,6 @@ class CachedEvaluator(Evaluator):
                     self.cache.release(rkey)
                 except Exception:  # noqa: BLE001 - best effort on the way out
                     break
-        self.inner.close()
 
     # -- internals -----------------------------------------------------------------
     def _sleep(self, seconds: float) -> list[Outcome]:

@@ -20,8 +20,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "genome": ("evodiff_ray.cli.genome", "GenomeCommand", "sample, validate or describe architecture genomes"),
     "evaluate": ("evodiff_ray.cli.evaluate", "EvaluateCommand", "train, sample and measure one genome locally"),
     "baseline": ("evodiff_ray.cli.baseline", "BaselineCommand", "print (or --evaluate) the reference UNet genome"),
+    "searches": ("evodiff_ray.cli.searches", "SearchesCommand", "list known searches (Redis and run dirs)"),
     "promote": ("evodiff_ray.cli.promote", "PromoteCommand", "train a front member at full fidelity and register it"),
     "compare": ("evodiff_ray.cli.compare", "CompareCommand", "compare searches: hypervolume, front size, bests"),
+    "hardware": ("evodiff_ray.cli.hardware", "HardwareCommand", "list Apple Silicon chip profiles and detect this device"),
 }
 
 

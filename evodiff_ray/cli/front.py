@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import io
 import json
 import sys
@@ -55,19 +56,32 @@ class FrontCommand(Command):
         parser.add_argument("search_id", nargs="?", help="search id (default: the most recently updated)")
         parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
         parser.add_argument("--runs-dir", default="evodiff-runs", help="directory holding run dirs")
+        parser.add_argument("--redis-url", default=os.environ.get("EVODIFF_REDIS_URL"),
+                            help="read the live front from this Redis (any machine that reaches it); "
+                                 "default EVODIFF_REDIS_URL, else the run dir")
 
     def run(self, args: argparse.Namespace) -> int:
+        from evodiff_ray.cli.compare import read_front
         from evodiff_ray.search.front import FileFrontStore
 
-        store = FileFrontStore(args.runs_dir)
-        search_id = args.search_id or store.latest()
+        search_id = args.search_id
+        if search_id is None and args.redis_url:
+            search_id = _latest_in_redis(args.redis_url)
+        search_id = search_id or FileFrontStore(args.runs_dir).latest()
         if search_id is None:
             raise UsageError(f"no search fronts under {args.runs_dir!r}; run 'evodiff-ray search' first")
-        try:
-            front = store.read(search_id)
-        except ValueError as e:
-            raise UsageError(f"front of {search_id!r} is malformed: {e}") from None
-        if front is None:
-            raise UsageError(f"no front for search {search_id!r} under {args.runs_dir!r}")
+        front = read_front(search_id, args.runs_dir, args.redis_url)
         sys.stdout.write(format_front(front, args.format) + "\n")
         return 0
+
+
+def _latest_in_redis(url: str) -> str | None:
+    import redis
+
+    from evodiff_ray.cache.front_store import RedisFrontStore
+    from evodiff_ray.cache.redis_cache import redact
+
+    try:
+        return RedisFrontStore(url).latest()
+    except redis.RedisError as e:
+        raise UsageError(f"cannot read from Redis at {redact(url)} ({type(e).__name__}); check --redis-url") from None

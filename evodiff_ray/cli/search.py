@@ -27,6 +27,10 @@ class ProgressPrinter(Tracker):
         self._print(f"{what} search {config.search_id}: problem {config.problem}, mode {config.mode}, "
                     f"pop {config.pop_size}, seed {config.seed}; run dir {run_dir}")
 
+    def note(self, message: str) -> None:
+        """A one-off line about the set-up (where the cache and tracking live)."""
+        self._print(message)
+
     def on_generation(self, stats: dict[str, Any], front) -> None:
         now = time.monotonic()
         if now - self._last < self.every_s:
@@ -43,8 +47,10 @@ def progress_line(stats: dict[str, Any]) -> str:
     """``[gen 3] evals 60 | in flight 2 | failures 0 | hv 0.42 | best f1=0.01 f2=0.3 | util 93%``."""
     best = " ".join(f"{k}={v:.4g}" for k, v in stats.get("best", {}).items()) or "-"
     util = stats.get("utilization")
+    c = stats.get("cache") or {}
+    cache = f"cache {c.get('hits', 0)} hit/{c.get('misses', 0)} miss/{c.get('waited', 0)} waited"
     return (f"[gen {stats['generation']}] evals {stats['evaluations']} | in flight {stats['in_flight']} | "
-            f"failures {stats['failures']} | hv {stats['hypervolume']:.4g} | best {best} | "
+            f"failures {stats['failures']} | hv {stats['hypervolume']:.4g} | best {best} | {cache} | "
             f"util {'-' if util is None else f'{100 * util:.0f}%'} | {stats['elapsed_s']:.1f} s")
 
 
@@ -89,8 +95,11 @@ class SearchCommand(Command):
         a("--address", help="Ray cluster: auto, host:port or ray://host:10001 (token auth: export the "
                             "cluster's RAY_AUTH_MODE)")
         a("--redis-url", help="Redis for the fitness cache and live front")
-        a("--no-cache", action="store_true", default=None, help="do not use the fitness cache")
-        a("--tracking-uri", help="MLflow tracking URI")
+        a("--no-cache", action="store_true", default=None,
+          help="do not use the fitness cache (no Redis needed)")
+        a("--tracking-uri", help="MLflow tracking URI (default: sqlite in the runs dir, or MLFLOW_TRACKING_URI)")
+        a("--no-tracking", action="store_true", default=None, help="do not record the search in MLflow")
+        a("--experiment", help="MLflow experiment name (default evodiff-<problem>[-<dataset digest>])")
         a("--search-id", help="run id (default: generated); with --resume, the run to continue")
         a("--resume", action="store_true", help="continue the run's checkpoint (saved config is used)")
         a("--target", help="hardware target (chip profile)")
@@ -121,7 +130,8 @@ def build_config(args: argparse.Namespace):
         k: getattr(args, k) for k in (
             "problem", "pop_size", "n_offsprings", "generations", "max_evaluations", "max_seconds",
             "mode", "seed", "backend", "workers", "batch_size", "actor.num_cpus", "address",
-            "redis_url", "no_cache", "tracking_uri", "search_id", "target", "fidelity", "runs_dir",
+            "redis_url", "no_cache", "tracking_uri", "no_tracking", "experiment", "search_id", "target",
+            "fidelity", "runs_dir",
         )
     }
     if args.problem_option:

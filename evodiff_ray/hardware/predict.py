@@ -3,13 +3,18 @@
 Latency is a roofline sum. For every piece of the network
 (:func:`evodiff_ray.cost.layer_costs`) one forward pass costs::
 
-    max(flops / peak_flops, traffic_bytes / bandwidth) + kernels * launch_overhead
+    flops / peak_flops + traffic_bytes / bandwidth + kernels * launch_overhead
+        + attention_scores * score_time
 
 where ``traffic`` is the activations the piece writes and reads back plus its weights,
-and ``kernels`` the number of operator launches the piece makes in
-:mod:`evodiff_ray.denoiser` (:data:`KERNELS`). A full sampling run is that sum plus the
-sampler's own update, times the sampler steps: the same quantity the ``latency_ms``
-objective measures (:mod:`evodiff_ray.metrics.latency`).
+``kernels`` the operator launches the piece makes in :mod:`evodiff_ray.denoiser`
+(:data:`KERNELS`), and ``attention_scores`` is ``B * heads * N^2`` for attention pieces.
+The terms add rather than take a maximum because a piece is several kernels in a row:
+its convolutions are compute-bound, its norms and activations memory-bound. A full
+sampling run is that sum plus the sampler's own update, times the sampler steps: the
+same quantity the ``latency_ms`` objective measures (:mod:`evodiff_ray.metrics.latency`).
+On this project's tiny images the launch term dominates on a GPU (8x8 images at batch
+64 are dispatch-bound); on a CPU all four terms matter.
 
 Memory follows ``memory_mb`` (:mod:`evodiff_ray.metrics.memory`): float32 weights plus
 the peak live activations of a forward pass at the sampling batch
@@ -19,7 +24,9 @@ runtime overhead.
 Both raw numbers are then corrected per device by a :class:`LogLogFit`
 (``log measured = a + b log raw``), fitted on candidates measured on that device and
 stored, as JSON, with the run. The fit is monotone, so it fixes scale and curvature
-but never the *ranking*; the ranking is the roofline's own.
+but never the *ranking*; the ranking is the roofline's own. For latency a
+:class:`ComponentFit` (one non-negative weight per roofline term) is the alternative
+that can re-rank, when there are enough clean measurements to fit it.
 
 Device profiles: one per Apple chip (from :mod:`.chips`), and one for this machine's
 CPU, either an estimate or measured by :func:`measure_cpu_profile`.
@@ -68,6 +75,10 @@ class DeviceProfile:
         launch_overhead_us: fixed cost of one operator launch (framework dispatch plus,
             on a GPU, kernel encode/launch), microseconds.
         runtime_overhead_mb: fixed memory the runtime adds to a measured peak, MiB.
+        score_ns: time per attention-score element (one image, one head, one query-key
+            pair) beyond the FLOPs, nanoseconds. On the CPU this dominates attention:
+            every image-head runs its own small strided GEMMs and softmax. On a GPU the
+            scores stream through one batched kernel, close to the bandwidth bound.
         estimated: True when the numbers are estimates rather than measurements.
         source: where the numbers come from.
     """
@@ -77,6 +88,7 @@ class DeviceProfile:
     bandwidth_gbs: float
     launch_overhead_us: float
     runtime_overhead_mb: float = 0.0
+    score_ns: float = 0.0
     estimated: bool = True
     source: str = ""
 
@@ -109,6 +121,8 @@ def chip_device_profile(chip: ChipProfile | str, gpu_cores: int | None = None) -
         bandwidth_gbs=c.bandwidth_for(gpu_cores),
         launch_overhead_us=MPS_LAUNCH_OVERHEAD_US,
         runtime_overhead_mb=MPS_RUNTIME_OVERHEAD_MB,
+        # write, softmax read/write, read for AV: ~4 passes of 4 bytes at the bandwidth bound
+        score_ns=16.0 / c.bandwidth_for(gpu_cores),
         estimated=True,
         source=f"chips.{c.name} (peak, bandwidth); launch and runtime overheads estimated",
     )
@@ -118,24 +132,31 @@ def cpu_device_profile(threads: int = 1) -> DeviceProfile:
     """An *estimated* profile of one x86-64/ARM server core times ``threads``.
 
     About 40 GFLOP/s attainable per core for small fp32 convolutions (AVX2 FMA peak is
-    ~100 at 3 GHz; small 8x8 convs reach a fraction), ~10 GB/s of per-core bandwidth,
-    and ~6 us of PyTorch eager dispatch per operator. Prefer :func:`measure_cpu_profile`.
+    ~100 at 3 GHz; small 8x8 convs reach a fraction), ~5 GB/s for elementwise work with
+    transcendentals (SiLU, softmax), ~30 us per small operator (eager dispatch plus
+    oneDNN setup) and ~20 ns per attention score. Prefer :func:`measure_cpu_profile`.
     """
     t = max(1, int(threads))
-    return DeviceProfile("cpu", 40.0 * t, 10.0 * min(t, 4), 6.0, 0.0, True,
+    return DeviceProfile("cpu", 40.0 * t, 5.0 * t, 30.0, 0.0, 20.0 / t, True,
                          "estimate: typical server core, PyTorch eager dispatch")
 
 
 def measure_cpu_profile(threads: int = 1, repeats: int = 5) -> DeviceProfile:
     """Measure this machine's CPU roofline with three microbenchmarks (about a second).
 
-    Peak: a 256x256x256 fp32 matmul. Bandwidth: copying a 64 MiB tensor (read + write).
-    Launch overhead: a tiny elementwise op on a 1-element tensor. Each is the best of
+    The shapes are this project's: a batch of 64 feature maps of 8x8 pixels with 32
+    channels. Peak: a 3x3 convolution on it (what the denoiser's FLOPs run through).
+    Bandwidth: SiLU on it, read plus write (elementwise work on cache-resident
+    activations is bound by this, not by DRAM). Launch overhead: a 3x3 convolution on
+    a 1x8x2x2 tensor (PyTorch eager dispatch plus oneDNN setup). Each is the best of
     ``repeats`` runs under ``torch.set_num_threads(threads)``.
     """
     import time
 
     import torch
+    from torch import nn
+
+    from evodiff_ray.denoiser.blocks import AttentionBlock
 
     old = torch.get_num_threads()
     torch.set_num_threads(max(1, int(threads)))
@@ -150,24 +171,32 @@ def measure_cpu_profile(threads: int = 1, repeats: int = 5) -> DeviceProfile:
                 times.append((time.perf_counter() - t0) / n)
             return min(times)
 
-        a = torch.randn(256, 256)
-        b = torch.randn(256, 256)
-        t_mm = best(lambda: a @ b, 20)
-        big = torch.empty(16 * MIB)                     # 64 MiB of float32
-        dst = torch.empty_like(big)
-        t_copy = best(lambda: dst.copy_(big), 3)
-        tiny = torch.zeros(1)
-        t_op = best(lambda: tiny.add(1.0), 2000)
+        with torch.no_grad():
+            x = torch.randn(64, 32, 8, 8)                       # (B, C, H, W)
+            conv = nn.Conv2d(32, 32, 3, padding=1)
+            t_conv = best(lambda: conv(x), 10)
+            t_silu = best(lambda: nn.functional.silu(x), 100)
+            tiny_conv = nn.Conv2d(8, 8, 3, padding=1)
+            tiny = torch.randn(1, 8, 2, 2)
+            t_op = best(lambda: tiny_conv(tiny), 500)
+            attn = AttentionBlock(16, 4, 4).eval()           # the denoiser's own block
+            xa = torch.randn(64, 16, 8, 8)
+            t_attn = best(lambda: attn(xa, None), 3)
     finally:
         torch.set_num_threads(old)
+    peak = 2 * x.numel() * 32 * 9 / t_conv
+    scores = 64 * 4 * 64 * 64                                # B * heads * N^2
+    attn_flops = 2 * 64 * 64 * 16 * (3 * 16 + 16) + 4 * scores * 4
     return DeviceProfile(
         name="cpu",
-        peak_gflops=2 * 256**3 / t_mm / 1e9,
-        bandwidth_gbs=2 * big.numel() * 4 / t_copy / 1e9,
+        peak_gflops=peak / 1e9,
+        bandwidth_gbs=2 * x.numel() * 4 / t_silu / 1e9,
         launch_overhead_us=t_op * 1e6,
         runtime_overhead_mb=0.0,
+        score_ns=max(0.0, t_attn - attn_flops / peak - 6 * t_op) / scores * 1e9,
         estimated=False,
-        source=f"measured on this machine: matmul, copy and tiny-op microbenchmarks, {threads} thread(s)",
+        source=f"measured on this machine: 3x3 conv, SiLU, tiny-conv and attention-block microbenchmarks, "
+               f"{threads} thread(s)",
     )
 
 
@@ -232,22 +261,121 @@ def _kernels(name: str, kind: str) -> int:
     return KERNELS[name.rstrip("0123456789")]
 
 
-def layer_times(genome: Genome, profile: DeviceProfile, batch: int, resolution: int = 8,
-                in_channels: int = 1) -> list[tuple[str, float]]:
-    """Roofline seconds of each piece for one forward pass, in execution order."""
+#: the terms of a latency prediction, each in seconds per forward pass
+COMPONENTS = ("compute", "memory", "launch", "scores")
+
+
+def layer_components(genome: Genome, profile: DeviceProfile, batch: int, resolution: int = 8,
+                     in_channels: int = 1) -> list[tuple[str, dict[str, float]]]:
+    """Per piece of one forward pass, its roofline terms in seconds (see :data:`COMPONENTS`).
+
+    ``compute`` is FLOPs at the peak; ``memory`` the piece's traffic (activations written
+    and read back, weights read) at the bandwidth; ``launch`` its operator launches; and
+    ``scores`` its attention scores (``B * heads * N^2``) at ``score_ns``. A piece's time
+    is their sum: its big kernels are compute-bound and its elementwise ones memory-bound,
+    and they run one after the other.
+    """
     peak = profile.peak_gflops * 1e9
     bw = profile.bandwidth_gbs * 1e9
     launch = profile.launch_overhead_us * 1e-6
     out = []
     for c in layer_costs(genome, resolution, batch, in_channels):
-        traffic = 2 * c.bytes + BYTES_PER_FLOAT * c.params
-        out.append((c.name, max(c.flops / peak, traffic / bw) + _kernels(c.name, c.kind) * launch))
+        scores = 0.0
+        if c.kind == "attention":
+            hw = (resolution >> c.level) ** 2
+            scores = batch * genome.layers[c.index]["heads"] * hw * hw * profile.score_ns * 1e-9
+        out.append((c.name, {
+            "compute": c.flops / peak,
+            "memory": (2 * c.bytes + BYTES_PER_FLOAT * c.params) / bw,
+            "launch": _kernels(c.name, c.kind) * launch,
+            "scores": scores,
+        }))
     return out
+
+
+def layer_times(genome: Genome, profile: DeviceProfile, batch: int, resolution: int = 8,
+                in_channels: int = 1) -> list[tuple[str, float]]:
+    """Roofline seconds of each piece for one forward pass, in execution order (cost analysis)."""
+    return [(name, sum(parts.values()))
+            for name, parts in layer_components(genome, profile, batch, resolution, in_channels)]
 
 
 def sampler_steps(genome: Genome) -> int:
     """Network evaluations of one sampling run (distinct DDIM timesteps)."""
     return max(1, min(int(genome.parameters["sampler_steps"]), SCHEDULE_STEPS))
+
+
+def sampling_components(genome: Genome, profile: DeviceProfile, batch: int, resolution: int = 8,
+                        in_channels: int = 1) -> dict[str, float]:
+    """The :data:`COMPONENTS` of a full sampling run (all steps, the sampler's update included), seconds."""
+    total = dict.fromkeys(COMPONENTS, 0.0)
+    for _, parts in layer_components(genome, profile, batch, resolution, in_channels):
+        for k, v in parts.items():
+            total[k] += v
+    image = BYTES_PER_FLOAT * batch * in_channels * resolution**2
+    launch = profile.launch_overhead_us * 1e-6
+    total["launch"] += (len(genome.connections) + SAMPLER_KERNELS) * launch
+    total["memory"] += SAMPLER_KERNELS * 3 * image / (profile.bandwidth_gbs * 1e9)
+    steps = sampler_steps(genome)
+    return {k: v * steps for k, v in total.items()}
+
+
+@dataclass(frozen=True)
+class ComponentFit:
+    """Per-device weights of the latency terms: ``latency = sum_i w_i * component_i``.
+
+    The roofline's parameters come from spec sheets or microbenchmarks; how far real
+    kernels fall short of them differs by term and device (small convolutions reach a
+    fraction of peak; dispatch costs more inside a network than in a loop). The
+    weights are fitted by non-negative least squares on *relative* error over measured
+    candidates, so a weight never goes negative and small models count as much as big
+    ones. Identity weights mean the pure roofline.
+
+    Attributes:
+        weights: one per :data:`COMPONENTS`, in that order.
+        n: candidates it was fitted on (0: identity).
+        rmse_log: root mean square of ``log(predicted / measured)`` on those candidates.
+    """
+
+    weights: tuple[float, ...] = (1.0,) * len(COMPONENTS)
+    n: int = 0
+    rmse_log: float = 0.0
+
+    def __call__(self, components: dict[str, float]) -> float:
+        return sum(w * components[k] for w, k in zip(self.weights, COMPONENTS))
+
+    @classmethod
+    def fit(cls, components: Sequence[dict[str, float]], measured: Sequence[float]) -> "ComponentFit":
+        """Fit the weights (same units as ``measured``). Terms that never occur keep weight 1.
+
+        Raises:
+            ValueError: no usable measurement, or lengths that differ.
+        """
+        import numpy as np
+        from scipy.optimize import nnls  # scipy comes with scikit-learn, a dependency
+
+        if len(components) != len(measured):
+            raise ValueError("components and measured must have the same length")
+        rows = [(c, y) for c, y in zip(components, measured) if y > 0 and math.isfinite(y)]
+        if not rows:
+            raise ValueError("need at least one positive, finite measurement")
+        used = [k for k in COMPONENTS if any(c[k] > 0 for c, _ in rows)]
+        A = np.array([[c[k] / y for k in used] for c, y in rows])
+        w_used, _ = nnls(A, np.ones(len(rows)))
+        by_name = dict(zip(used, w_used))
+        weights = tuple(float(by_name.get(k, 1.0)) for k in COMPONENTS)
+        fitted = cls(weights, len(rows))
+        resid = [math.log(max(fitted(c), 1e-12) / y) for c, y in rows]
+        return cls(weights, len(rows), math.sqrt(sum(r * r for r in resid) / len(rows)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "components", "weights": dict(zip(COMPONENTS, self.weights)), "n": self.n,
+                "rmse_log": self.rmse_log}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ComponentFit":
+        w = d.get("weights", {})
+        return cls(tuple(float(w.get(k, 1.0)) for k in COMPONENTS), int(d.get("n", 0)), float(d.get("rmse_log", 0.0)))
 
 
 @dataclass(frozen=True)
@@ -259,7 +387,10 @@ class Predictor:
         batch: images per sampling run (the evaluator's ``latency_batch``).
         resolution: image side in pixels.
         in_channels: image channels.
-        latency_fit: correction of the raw roofline latency, fitted on this device.
+        latency_fit: correction of the roofline latency on this device: a
+            :class:`LogLogFit` of the terms' sum (the default; keeps the roofline's
+            ranking) or a :class:`ComponentFit` of per-term weights (can re-rank; needs
+            clean measurements, several per weight).
         memory_fit: correction of the raw memory, fitted on this device.
     """
 
@@ -267,18 +398,18 @@ class Predictor:
     batch: int = 64
     resolution: int = 8
     in_channels: int = 1
-    latency_fit: LogLogFit = field(default_factory=LogLogFit)
+    latency_fit: LogLogFit | ComponentFit = field(default_factory=LogLogFit)
     memory_fit: LogLogFit = field(default_factory=LogLogFit)
 
     # -- raw model -----------------------------------------------------------------
+    def components_ms(self, genome: Genome) -> dict[str, float]:
+        """The latency terms of a full sampling run, milliseconds."""
+        parts = sampling_components(genome, self.profile, self.batch, self.resolution, self.in_channels)
+        return {k: 1e3 * v for k, v in parts.items()}
+
     def roofline_ms(self, genome: Genome) -> float:
-        """Uncorrected latency of a full sampling run, milliseconds."""
-        per_pass = sum(t for _, t in layer_times(genome, self.profile, self.batch, self.resolution, self.in_channels))
-        p = self.profile
-        image = BYTES_PER_FLOAT * self.batch * self.in_channels * self.resolution**2
-        skips = len(genome.connections) * p.launch_overhead_us * 1e-6
-        update = SAMPLER_KERNELS * (p.launch_overhead_us * 1e-6 + 3 * image / (p.bandwidth_gbs * 1e9))
-        return 1e3 * sampler_steps(genome) * (per_pass + skips + update)
+        """Uncorrected latency of a full sampling run (the terms' plain sum), milliseconds."""
+        return sum(self.components_ms(genome).values())
 
     def raw_memory_mb(self, genome: Genome) -> float:
         """Uncorrected peak memory of a sampling run: weights + activations + sampler state + runtime."""
@@ -290,6 +421,8 @@ class Predictor:
     # -- corrected -----------------------------------------------------------------
     def latency_ms(self, genome: Genome) -> float:
         """Predicted ``latency_ms`` on this device."""
+        if isinstance(self.latency_fit, ComponentFit):
+            return self.latency_fit(self.components_ms(genome))
         return self.latency_fit(self.roofline_ms(genome))
 
     def memory_mb(self, genome: Genome) -> float:
@@ -301,17 +434,24 @@ class Predictor:
         return {"latency_ms": self.latency_ms(genome), "memory_mb": self.memory_mb(genome)}
 
     def calibrated(self, genomes: Sequence[Genome], latency_ms: Sequence[float] | None = None,
-                   memory_mb: Sequence[float] | None = None) -> "Predictor":
+                   memory_mb: Sequence[float] | None = None, latency_fit: str = "loglog") -> "Predictor":
         """A copy whose corrections are fitted on candidates measured on this device.
 
         Args:
             genomes: the measured candidates.
             latency_ms: their measured latency (None: keep the current fit).
             memory_mb: their measured memory (None: keep the current fit).
+            latency_fit: ``"loglog"`` or ``"components"`` (see the class attributes).
         """
         new = self
         if latency_ms is not None:
-            new = replace(new, latency_fit=LogLogFit.fit([self.roofline_ms(g) for g in genomes], latency_ms))
+            if latency_fit == "components":
+                fit = ComponentFit.fit([self.components_ms(g) for g in genomes], latency_ms)
+            elif latency_fit == "loglog":
+                fit = LogLogFit.fit([self.roofline_ms(g) for g in genomes], latency_ms)
+            else:
+                raise ValueError(f"latency_fit must be 'loglog' or 'components', not {latency_fit!r}")
+            new = replace(new, latency_fit=fit)
         if memory_mb is not None:
             new = replace(new, memory_fit=LogLogFit.fit([self.raw_memory_mb(g) for g in genomes], memory_mb))
         return new
@@ -328,7 +468,11 @@ class Predictor:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Predictor":
         return cls(DeviceProfile.from_dict(d["profile"]), int(d["batch"]), int(d["resolution"]),
-                   int(d["in_channels"]), LogLogFit.from_dict(d["latency_fit"]), LogLogFit.from_dict(d["memory_fit"]))
+                   int(d["in_channels"]), _latency_fit_from_dict(d["latency_fit"]), LogLogFit.from_dict(d["memory_fit"]))
+
+
+def _latency_fit_from_dict(d: dict[str, Any]) -> LogLogFit | ComponentFit:
+    return ComponentFit.from_dict(d) if d.get("kind") == "components" else LogLogFit.from_dict(d)
 
 
 def predictor_for(device: str, batch: int = 64, resolution: int = 8, in_channels: int = 1,
@@ -346,6 +490,6 @@ def predictor_for(device: str, batch: int = 64, resolution: int = 8, in_channels
     profile = cpu_device_profile() if device == "cpu" else chip_device_profile(device)
     p = Predictor(profile, batch, resolution, in_channels)
     if calibration:
-        p = replace(p, latency_fit=LogLogFit.from_dict(calibration.get("latency_fit", LogLogFit().to_dict())),
+        p = replace(p, latency_fit=_latency_fit_from_dict(calibration.get("latency_fit", LogLogFit().to_dict())),
                     memory_fit=LogLogFit.from_dict(calibration.get("memory_fit", LogLogFit().to_dict())))
     return p

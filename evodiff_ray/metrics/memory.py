@@ -28,6 +28,9 @@ while one full sampling run (all steps, the configured batch) executes, in MiB
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -121,8 +124,14 @@ def _mps_peak(fn: Callable[[], object], interval_s: float) -> int:
 def _cpu_peak(fn: Callable[[], object]) -> int:
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+    with _stderr_silenced():  # Kineto prints "USDT ... profiler_start/stop" lines on every run
+        prof.__enter__()
+    try:
         fn()
+    finally:
+        with _stderr_silenced():
+            prof.__exit__(None, None, None)
     events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     events.sort(key=lambda e: e.start_ns())
     live = peak = 0
@@ -131,3 +140,18 @@ def _cpu_peak(fn: Callable[[], object]) -> int:
             live += e.nbytes()
             peak = max(peak, live)
     return peak
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Point file descriptor 2 at /dev/null for the duration (native libraries' chatter)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)

@@ -127,8 +127,8 @@ def load_feature_net(ds: Dataset, directory: Path | None = None, seed: int = 0, 
         try:
             net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             return net.eval()
-        except (RuntimeError, OSError, ValueError, KeyError):
-            pass  # stale or corrupt: retrain and overwrite
+        except Exception:  # noqa: BLE001 - stale, truncated or foreign: retrain and overwrite
+            pass
     if progress:
         progress(f"training the feature network for dataset {ds.digest[:12]} (once; cached in {directory})")
     net, acc = train_feature_net(ds, seed)

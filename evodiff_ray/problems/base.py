@@ -62,6 +62,20 @@ class SearchProblem(ABC):
         """Fixed hypervolume reference point, or None to derive one from the first front."""
         return None
 
+    def diversity(self, xs: list) -> float | None:
+        """Population diversity for tracking: mean pairwise distance of the decision vectors
+        divided by ``sqrt(n_var)`` (vectors in [0, 1]); problems over other encodings override it.
+        """
+        try:
+            X = np.asarray([np.asarray(x, dtype=float).ravel() for x in xs])
+        except (TypeError, ValueError):
+            return None
+        if X.ndim != 2 or len(X) < 2:
+            return 0.0 if len(X) == 1 else None
+        d = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+        n = len(X)
+        return float(d.sum() / (n * (n - 1)) / np.sqrt(X.shape[1]))
+
     def setup(self) -> None:
         """Load warm state (called once per evaluator actor before the first evaluation)."""
 

@@ -57,9 +57,13 @@ def search(
         resume: continue the run in ``config.run_dir`` from its checkpoint (replayed, not
             re-evaluated); without it, an existing checkpoint there is an error.
         evaluator: evaluate with this instead of building one from the config (it is not closed).
-        wrap_evaluator: wraps the evaluator (a fitness cache goes here); same interface.
-        front_store: where the live front goes; default ``FileFrontStore(config.runs_dir)``.
-        trackers: receive start, per-batch stats and the result (MLflow, progress lines).
+        wrap_evaluator: wraps the evaluator; same interface. Default: the Redis fitness
+            cache the config asks for (``redis_url``, or an embedded redis-server; none
+            with ``no_cache``).
+        front_store: where the live front goes. Default: Redis (with the cache) and
+            ``FileFrontStore(config.runs_dir)``.
+        trackers: receive start, per-batch stats and the result (progress lines); an
+            MLflow tracker is added unless ``config.no_tracking``.
 
     Returns:
         The :class:`SearchResult`; ``front.json``, ``history.json``, ``config.json`` and the
@@ -81,6 +85,18 @@ def search(
         raise UsageError(f"{run_dir} already holds search {config.search_id!r}; "
                          "pass --resume, or choose another --search-id")
     config.write(run_dir / CONFIG_FILE)
+    from evodiff_ray.search.services import search_services
+
+    with search_services(config, problem) as services:
+        for note in services.notes:
+            for t in trackers:
+                getattr(t, "note", lambda _m: None)(note)
+        return _run(config, problem, resume, checkpoint, evaluator,
+                    wrap_evaluator or services.wrap_evaluator,
+                    front_store or services.front_store, [*trackers, *services.trackers])
+
+
+def _run(config, problem, resume, checkpoint, evaluator, wrap_evaluator, front_store, trackers) -> SearchResult:
     owned = evaluator is None
     if evaluator is None:
         evaluator = build_evaluator(config, problem)
@@ -88,6 +104,7 @@ def search(
     metrics = getattr(evaluator, "metrics_tracker", None)
     if metrics is not None:
         trackers.append(metrics())
+    inner = evaluator
     if wrap_evaluator is not None:
         evaluator = wrap_evaluator(evaluator)
     try:
@@ -96,9 +113,11 @@ def search(
         if resume:
             run.restore(checkpoint.load())
         for t in trackers:
-            t.on_start(config, run_dir, resume)
+            t.on_start(config, config.run_dir, resume)
         reason = run_async(run) if config.mode == "async" else run_generational(run)
         return run.finish(reason)
     finally:
         if owned:
-            evaluator.close()
+            evaluator.close()              # the wrapper closes what it wraps
+        elif evaluator is not inner:
+            getattr(evaluator, "release", lambda: None)()   # the caller's evaluator stays open

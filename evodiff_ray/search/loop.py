@@ -128,6 +128,9 @@ class SearchRun:
         for o in outcomes:
             self.cache[{"evaluated": "misses", "hit": "hits", "waited": "waited"}[o.source]] += 1
         self.front_records = front_of(self.front_records + new, self.objective_names)
+        if not self._replaying:
+            for t in self.trackers:
+                getattr(t, "on_records", lambda _r: None)(new)
         stats = self._stats(in_flight)
         self.history.append(stats)
         self._log({"op": "tell", "records": new, "stats": stats})
@@ -159,10 +162,18 @@ class SearchRun:
             "reference_point": self.reference_point,
             "best": {n: min(f[i] for f in F) for i, n in enumerate(self.objective_names)} if F else {},
             "front_size": len(F),
+            "diversity": self._diversity(),
             "utilization": util,
             "cache": dict(self.cache),
             "elapsed_s": round(self.elapsed(), 3),
         }
+
+    def _diversity(self) -> float | None:
+        """The problem's diversity measure over NSGA-II's current population."""
+        pop = getattr(self.algorithm, "pop", None)
+        if pop is None or len(pop) == 0:
+            return None
+        return self.problem.diversity([ind.X for ind in pop])
 
     # ------------------------------------------------------------------- side effects
 
@@ -273,6 +284,7 @@ class SearchRun:
             history=list(self.history), records=list(self.records),
             objective_names=self.objective_names, reference_point=self.reference_point,
             stop_reason=stop_reason,
+            population=[self.problem.key(ind.X) for ind in (self.algorithm.pop if self.algorithm.pop is not None else [])],
         )
         for t in self.trackers:
             t.on_finish(result)

@@ -21,6 +21,7 @@ class SearchResult:
         objective_names: objectives in column order.
         reference_point: the fixed hypervolume reference point.
         stop_reason: which termination fired.
+        population: keys of NSGA-II's final population (its survivors), in population order.
     """
 
     search_id: str
@@ -31,6 +32,7 @@ class SearchResult:
     objective_names: tuple[str, ...] = ()
     reference_point: list[float] | None = None
     stop_reason: str = ""
+    population: list[str] = field(default_factory=list)
 
     @property
     def points(self) -> list[dict[str, Any]]:
@@ -47,6 +49,21 @@ class SearchResult:
         import numpy as np
 
         return np.array([[p["objectives"][n] for n in self.objective_names] for p in self.points])
+
+    def population_front_array(self):
+        """Objective values of the feasible, non-dominated members of the final population.
+
+        This is what pymoo's ``minimize(...).F`` holds; :meth:`front_array` is the archive
+        over every evaluation, which can only be as good or better.
+        """
+        import numpy as np
+
+        from evodiff_ray.search.front import front_of
+
+        by_key = {r["key"]: r for r in self.records}
+        members = [by_key[k] for k in self.population if k in by_key]
+        front = front_of(members, self.objective_names)
+        return np.array([[float(r["fitness"]["objectives"][n]) for n in self.objective_names] for r in front])
 
     def to_pandas(self):
         """The front as a ``pandas.DataFrame``: key, generation, one column per objective.

@@ -15,7 +15,7 @@ from evodiff_ray.cli import main
 
 def quick(runs_dir, *extra):
     return ["search", "--problem", "zdt1", "--pop", "8", "--generations", "3", "--backend", "local",
-            "--runs-dir", str(runs_dir), *extra]
+            "--runs-dir", str(runs_dir), "--no-cache", "--no-tracking", *extra]
 
 
 def test_search_prints_progress_front_and_location(runs_dir, capsys):
@@ -127,9 +127,13 @@ def test_ray_job_submit(tmp_path, cli_env, free_port):
     env = {**cli_env, "RAY_AUTH_MODE": "disabled"}
     ray_bin = str(Path(EVODIFF_RAY).with_name("ray"))
     port, dash = free_port(), free_port()
+    # every port a head would otherwise take at its fixed default, so that other Ray clusters on
+    # the machine (another test run, a colleague's) cannot collide with this one
+    ports = ["--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
+             "--ray-client-server-port", str(free_port()), "--metrics-export-port", str(free_port())]
     head = subprocess.Popen([ray_bin, "start", "--head", "--block", "--port", str(port), "--num-cpus", "2",
                              "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
-                             "--dashboard-port", str(dash)],
+                             "--dashboard-port", str(dash), *ports],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     runs = tmp_path / "runs"
@@ -137,11 +141,14 @@ def test_ray_job_submit(tmp_path, cli_env, free_port):
         url = f"http://127.0.0.1:{dash}"
         wait_for(lambda: subprocess.run([ray_bin, "job", "list", "--address", url], env=env,
                                         capture_output=True, timeout=60).returncode == 0, head, timeout=180)
-        job = subprocess.run(
-            [ray_bin, "job", "submit", "--address", url, "--", EVODIFF_RAY, "search", "--problem", "synthetic",
-             "--pop", "6", "--generations", "3", "--workers", "2", "--address", f"127.0.0.1:{port}",
-             "--runs-dir", str(runs), "--search-id", "job"],
-            env=env, capture_output=True, text=True, timeout=300)
+        submit = [ray_bin, "job", "submit", "--address", url, "--", EVODIFF_RAY, "search", "--problem", "synthetic",
+                  "--pop", "6", "--generations", "3", "--workers", "2", "--address", f"127.0.0.1:{port}",
+                  "--runs-dir", str(runs), "--search-id", "job"]
+        for _ in range(20):  # the job agent comes up a little after the dashboard answers
+            job = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=300)
+            if job.returncode == 0 or "try again later" not in job.stdout + job.stderr:
+                break
+            time.sleep(2)
         assert job.returncode == 0, job.stdout[-2000:] + job.stderr[-2000:]
         assert "search job (finished)" in job.stdout
         p = subprocess.run([EVODIFF_RAY, "front", "job", "--runs-dir", str(runs), "--format", "json"],

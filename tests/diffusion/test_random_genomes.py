@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from evodiff_ray.denoiser import build_denoiser
@@ -13,6 +14,15 @@ from evodiff_ray.operators import sample_genome
 from evodiff_ray.space import SearchSpace
 
 DRAWS = 200
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core box, two spinning threads per process thrash."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def test_random_genomes_build_keep_shape_and_give_a_finite_loss():

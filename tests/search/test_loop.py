@@ -15,7 +15,7 @@ from evodiff_ray.search.loop import DETERMINISTIC_STATS
 
 def cfg(runs_dir, **kw):
     base = {"problem": "zdt1", "pop_size": 12, "generations": 6, "seed": 2, "backend": "local",
-            "runs_dir": str(runs_dir)}
+            "runs_dir": str(runs_dir), "no_cache": True, "no_tracking": True}
     base.update(kw)
     return load_config(overrides=base)
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.ray
 
 def cfg(runs_dir, **kw):
     base = {"problem": "synthetic", "pop_size": 10, "generations": 4, "seed": 1, "workers": 2,
-            "runs_dir": str(runs_dir)}
+            "runs_dir": str(runs_dir), "no_cache": True, "no_tracking": True}
     base.update(kw)
     return load_config(overrides=base)
 
@@ -62,12 +62,14 @@ def test_engine_reaches_pymoo_igd_on_zdt1(ray_runtime, runs_dir):
     """NSGA-II through our engine (Ray, 2 workers) vs pymoo's serial minimize: median IGD of 3 seeds."""
     problem = make_problem("zdt1", {})
     pf = problem.pareto_front()
-    ours, theirs = [], []
+    ours, ours_pop, theirs = [], [], []
     for seed in (1, 2, 3):
         r = search(load_config(overrides={"problem": "zdt1", "pop_size": 40, "generations": 40, "seed": seed,
-                                          "workers": 2, "batch_size": 10, "runs_dir": str(runs_dir)}))
-        ours.append(IGD(pf)(r.front_array()))
+                                          "workers": 2, "batch_size": 10, "runs_dir": str(runs_dir), "no_cache": True, "no_tracking": True}))
+        ours.append(IGD(pf)(r.front_array()))               # the archive a user gets
+        ours_pop.append(IGD(pf)(r.population_front_array()))  # like for like with minimize().F
         res = minimize(problem.pymoo_problem(), NSGA2(pop_size=40), ("n_gen", 40), seed=seed)
         theirs.append(IGD(pf)(res.F))
+    assert statistics.median(ours_pop) <= 1.10 * statistics.median(theirs)
     assert statistics.median(ours) <= 1.10 * statistics.median(theirs)
-    assert np.isfinite(ours).all()
+    assert np.isfinite(ours).all() and len(r.population) == 40

@@ -15,7 +15,7 @@ def argv(runs_dir, search_id, backend):
     extra = ["--workers", "2"] if backend == "ray" else []
     return [EVODIFF_RAY, "search", "--problem", "synthetic", "-O", "mean_ms=15", "-O", "failure_rate=0.1",
             "--pop", "8", "--generations", "12", "--seed", "4", "--backend", backend, *extra,
-            "--runs-dir", str(runs_dir), "--search-id", search_id, "--quiet"]
+            "--runs-dir", str(runs_dir), "--search-id", search_id, "--quiet", "--no-cache", "--no-tracking"]
 
 
 def saved_generations(run_dir):

@@ -1,0 +1,77 @@
+"""``evodiff-ray searches``: the known searches, from Redis and from the run dirs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from evodiff_ray.cli import Command
+
+
+def embedded_redis_url(runs_dir: str) -> str | None:
+    """URL of the embedded redis-server recorded under ``<runs_dir>/.redis`` if it still answers."""
+    from evodiff_ray.cache.local_redis import LocalRedis
+
+    info = Path(runs_dir) / ".redis" / "server.json"
+    if not info.exists():
+        return None
+    try:
+        port = int(json.loads(info.read_text())["port"])
+    except (ValueError, KeyError, TypeError, OSError):
+        return None
+    server = LocalRedis(info.parent, port=port)
+    return server.url if server._alive() else None
+
+
+class SearchesCommand(Command):
+    """List searches: id, status, generation, evaluations, front size, last update."""
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--redis-url", default=os.environ.get("EVODIFF_REDIS_URL"),
+                            help="Redis holding live fronts (default EVODIFF_REDIS_URL, else the embedded server)")
+        parser.add_argument("--runs-dir", default="evodiff-runs", help="where run dirs live (default evodiff-runs)")
+        parser.add_argument("--format", choices=("table", "json"), default="table")
+
+    def run(self, args: argparse.Namespace) -> int:
+        rows: dict[str, dict] = {}
+        for p in sorted(Path(args.runs_dir).glob("*/front.json")):
+            try:
+                f = json.loads(p.read_text())
+                rows[f["search_id"]] = {"search_id": f["search_id"], "status": f.get("status"),
+                                        "generation": f.get("generation"), "evaluations": f.get("evaluations"),
+                                        "front_size": len(f.get("points", [])), "updated_at": p.stat().st_mtime,
+                                        "where": "run dir"}
+            except (ValueError, KeyError, TypeError, OSError):
+                continue
+        url = args.redis_url or embedded_redis_url(args.runs_dir)
+        if url:
+            import redis
+
+            from evodiff_ray.cache.front_store import RedisFrontStore
+
+            try:
+                for rec in RedisFrontStore(url).searches():
+                    rec["where"] = "redis" + (" + run dir" if rec["search_id"] in rows else "")
+                    rows[rec["search_id"]] = {**rows.get(rec["search_id"], {}), **rec}
+            except redis.RedisError as e:
+                print(f"evodiff-ray: warning: Redis unreachable ({type(e).__name__}); showing run dirs only")
+        ordered = sorted(rows.values(), key=lambda r: -(r.get("updated_at") or 0))
+        if args.format == "json":
+            print(json.dumps(ordered, indent=2))
+            return 0
+        if not ordered:
+            print(f"no searches found in {args.runs_dir}/" + (" or Redis" if url else ""))
+            return 0
+        head = ["search", "status", "gen", "evals", "front", "updated", "where"]
+        body = [[str(r.get("search_id")), str(r.get("status")), str(r.get("generation")), str(r.get("evaluations")),
+                 str(r.get("front_size")),
+                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["updated_at"])) if r.get("updated_at") else "-",
+                 r.get("where", "")] for r in ordered]
+        widths = [max(len(x) for x in col) for col in zip(head, *body)]
+        for row in [head, *body]:
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+        return 0

@@ -1,0 +1,119 @@
+"""The search's services at the edges: fitness cache, live-front store and MLflow tracker.
+
+:func:`search_services` turns a config into the three things :func:`evodiff_ray.search.search`
+plugs in, with the embedded defaults: a local redis-server the tool starts itself (AOF in
+``<runs_dir>/.redis``) when no URL is given, and sqlite MLflow in the runs dir. It stops
+what it started when the search ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from evodiff_ray.search.front import FileFrontStore, FrontStore
+from evodiff_ray.search.tracker import Tracker
+
+log = logging.getLogger(__name__)
+REDIS_DIR = ".redis"
+
+
+@dataclass
+class Services:
+    """What a search plugs in: an evaluator wrapper, a front store, extra trackers."""
+
+    wrap_evaluator: Callable | None = None
+    front_store: FrontStore | None = None
+    trackers: list[Tracker] = field(default_factory=list)
+    redis_url: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def redis_url_for(config) -> str | None:
+    """``--redis-url``, else ``EVODIFF_REDIS_URL``, else None (the embedded server)."""
+    return config.redis_url or os.environ.get("EVODIFF_REDIS_URL") or None
+
+
+@contextmanager
+def search_services(config, problem) -> Iterator[Services]:
+    """Start (or connect to) the cache and tracker a config asks for; stop them afterwards.
+
+    Raises:
+        UsageError: redis-server is needed and not installed (the message names
+            ``--no-cache``).
+    """
+    services = Services(front_store=FileFrontStore(config.runs_dir))
+    server = None
+    try:
+        if not config.no_cache:
+            url = redis_url_for(config)
+            if url is None:
+                from evodiff_ray.cache.local_redis import LocalRedis
+
+                server = LocalRedis(Path(config.runs_dir) / REDIS_DIR).start()
+                url = server.url
+                services.notes.append(f"fitness cache: embedded redis-server on 127.0.0.1:{server.port} "
+                                      f"(AOF in {server.data_dir})")
+            _attach_cache(services, url, config, problem)
+        if not config.no_tracking:
+            from evodiff_ray.tracking.mlflow_tracker import MlflowTracker, resolve_tracking_uri
+
+            uri = resolve_tracking_uri(config.tracking_uri, config.runs_dir)
+            services.trackers.append(MlflowTracker(uri, experiment=config.experiment,
+                                                   baseline=_baseline(services, problem)))
+            services.notes.append(f"tracking: MLflow at {_redacted(uri)}")
+        yield services
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _attach_cache(services: Services, url: str, config, problem) -> None:
+    import redis
+
+    from evodiff_ray.cache import CachedEvaluator, FitnessCache, RedisFrontStore
+    from evodiff_ray.cache.redis_cache import redact
+
+    settings = cache_settings(config, problem)
+    cache = FitnessCache(url)
+    try:
+        cache.ping()
+    except redis.RedisError as e:
+        log.warning("Redis at %s is unreachable (%s); starting uncached and retrying", redact(url),
+                    type(e).__name__)
+    services.redis_url = url
+    services.wrap_evaluator = lambda inner: CachedEvaluator(inner, cache, settings)
+    services.front_store = RedisFrontStore(url, inner=services.front_store)
+    if config.redis_url or os.environ.get("EVODIFF_REDIS_URL"):
+        services.notes.append(f"fitness cache and live front: {redact(url)}")
+
+
+def cache_settings(config, problem) -> dict:
+    """What joins the candidate key in the cache: the problem's evaluation settings."""
+    return dict(problem.evaluation_settings())
+
+
+def _baseline(services: Services, problem) -> dict | None:
+    """The reference UNet's objectives, when the cache holds them for these settings."""
+    if services.wrap_evaluator is None or problem.name != "diffusion":
+        return None
+    try:
+        from evodiff_ray.cache import FitnessCache
+        from evodiff_ray.evaluation.key import cache_key
+        from evodiff_ray.problems.diffusion import baseline_genome
+
+        g = baseline_genome()
+        fit = FitnessCache(services.redis_url).get_many([cache_key(problem.key(g), problem.evaluation_settings())])[0]
+    except Exception:  # noqa: BLE001 - the mark on a plot is optional
+        return None
+    return dict(fit.objectives) if fit is not None and fit.feasible else None
+
+
+def _redacted(uri: str) -> str:
+    from evodiff_ray.cache.redis_cache import redact
+
+    return redact(uri)
