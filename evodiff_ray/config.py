@@ -42,6 +42,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "standard": {"pop_size": 64, "generations": 50},
 }
 
+#: what a preset means for the diffusion problem, whose evaluations train networks:
+#: quick = 8 + 2 x 8 = 24 candidates at the quick fidelity (a few minutes on 2 cores);
+#: standard = 24 + 9 x 24 = 240 candidates (tens of minutes on 2 cores).
+DIFFUSION_PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {"pop_size": 8, "generations": 3, "fidelity": "quick"},
+    "standard": {"pop_size": 24, "generations": 10, "fidelity": "quick"},
+}
+
 #: fields a resume may change; the rest define the search and must match the saved config
 RESUMABLE_OVERRIDES = frozenset({
     "generations", "max_evaluations", "max_seconds", "workers", "actor", "batch_size",
@@ -64,7 +72,7 @@ class SearchConfig:
     """Everything that defines and runs one search."""
 
     search_id: str = ""                                   # run dir name; generated when empty
-    problem: str = "synthetic"                            # registry name or "package.module:factory"
+    problem: str = "diffusion"                            # registry name or "package.module:factory"
     problem_options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the problem
     mode: str = "generational"                            # "generational" (NSGA-II) or "async" (no barrier)
     pop_size: int = 20                                    # NSGA-II population
@@ -133,7 +141,12 @@ def load_config(
     if preset is not None:
         if preset not in PRESETS:
             raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        chosen = dict(PRESETS[preset])
+        problem = given.get("problem", data.get("problem", SearchConfig.problem))
+        chosen = dict((DIFFUSION_PRESETS if problem == "diffusion" else PRESETS)[preset])
+        if problem == "diffusion" and ("fidelity" in given or "fidelity" in data
+                                       or "fidelity" in (data.get("problem_options") or {})
+                                       or "fidelity" in (given.get("problem_options") or {})):
+            chosen.pop("fidelity")
         if any(k in data or k in given for k in TERMINATIONS):  # an explicit stop replaces the preset's
             chosen = {k: v for k, v in chosen.items() if k not in TERMINATIONS}
         _merge(merged, chosen)

@@ -67,9 +67,28 @@ def test_terminations_default_and_explicit_ones_replace_the_presets():
     assert load_config().generations == DEFAULT_GENERATIONS
     c = load_config(overrides={"max_evaluations": 100})
     assert (c.generations, c.max_evaluations) == (None, 100)
-    c = load_config(preset="quick", overrides={"max_evaluations": 100})
+    c = load_config(preset="quick", overrides={"max_evaluations": 100, "problem": "zdt1"})
     assert (c.generations, c.max_evaluations, c.pop_size) == (None, 100, PRESETS["quick"]["pop_size"])
-    assert load_config(preset="standard").generations == PRESETS["standard"]["generations"]
+    assert load_config(preset="standard", overrides={"problem": "zdt1"}).generations == \
+        PRESETS["standard"]["generations"]
+
+
+def test_diffusion_is_the_default_problem_with_its_own_presets():
+    from evodiff_ray.config import DIFFUSION_PRESETS
+
+    c = load_config(preset="quick")
+    assert c.problem == "diffusion"
+    assert (c.pop_size, c.generations) == (DIFFUSION_PRESETS["quick"]["pop_size"],
+                                           DIFFUSION_PRESETS["quick"]["generations"])
+    assert c.problem_options["fidelity"] == "quick"
+    c = load_config(preset="quick", overrides={"fidelity": "standard"})
+    assert c.problem_options["fidelity"] == "standard"
+    with pytest.raises(UsageError, match="fidelity applies to the diffusion problem"):
+        load_config(overrides={"problem": "zdt1", "fidelity": "quick"})
+    with pytest.raises(UsageError, match="several chips"):
+        load_config(overrides={"target": "m1,m2-max"})
+    with pytest.raises(UsageError, match="unknown"):
+        load_config(overrides={"target": "m9-hyper"})
 
 
 def test_to_dict_round_trips_through_json():

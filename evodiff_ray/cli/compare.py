@@ -38,7 +38,7 @@ def read_front(search_id: str, runs_dir: str, redis_url: str | None = None) -> d
     except (ValueError, OSError) as e:
         raise UsageError(f"search {search_id!r}: unreadable front.json ({e})") from None
     if front is None:
-        raise UsageError(f"no search {search_id!r} in {runs_dir}/ (nor in Redis); "
+        raise UsageError(f"no search {search_id!r} in {runs_dir}/" + (" (nor in Redis)" if redis_url else "") + "; "
                          "list them with 'evodiff-ray searches' or pass --runs-dir")
     return validate_front(front)
 

@@ -76,7 +76,78 @@ def search(
     """
     from evodiff_ray.problems import make_problem
 
-    problem = make_problem(config.problem, config.problem_options)
+    owns_ray = False
+    try:
+        if config.target is not None and not resume:
+            owns_ray = plan_hardware_target(config)
+        problem = make_problem(config.problem, config.problem_options)
+        return _search(config, problem, resume, evaluator, wrap_evaluator, front_store, trackers)
+    finally:
+        if owns_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def plan_hardware_target(config) -> bool:
+    """Measure on the target's nodes, or predict for it: pin actors and tell the problem.
+
+    Uses :func:`evodiff_ray.hardware.targets.plan_target` over the Ray cluster's nodes
+    (or this machine alone with ``backend = "local"``), merges the plan's resources and
+    label selector into ``config.actor`` (unless already set), passes ``target_mode`` to
+    the diffusion problem, and writes ``target_plan.json`` to the run dir.
+
+    Returns:
+        True when this call started a local Ray runtime (the caller shuts it down).
+    """
+    import json
+
+    from evodiff_ray.hardware.targets import plan_target
+
+    owns = False
+    if config.backend == "ray":
+        import math
+        import os
+
+        from evodiff_ray.evaluation.pool import connect
+
+        cpus = None
+        if config.address is None and config.workers is not None:
+            cpus = max(os.cpu_count() or 1, math.ceil(config.workers * config.actor.num_cpus))
+        owns = connect(config.address, num_cpus=cpus)
+        import ray
+
+        nodes = ray.nodes()
+    else:
+        nodes = [_this_machine_as_node()]
+    plan = plan_target(config.target, nodes)
+    if plan["mode"] == "measure":
+        if not config.actor.resources:
+            config.actor.resources = dict(plan["resources"])
+        if not config.actor.label_selector:
+            config.actor.label_selector = dict(plan["label_selector"])
+    if config.problem == "diffusion":
+        config.problem_options["target_mode"] = plan["mode"]
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    (config.run_dir / "target_plan.json").write_text(json.dumps(plan, indent=1, default=str))
+    return owns
+
+
+def _this_machine_as_node() -> dict:
+    """This machine in ``ray.nodes()`` shape, with the resources a Mac worker would advertise."""
+    from evodiff_ray.hardware.chips import get_chip
+    from evodiff_ray.hardware.detect import detect_local
+    from evodiff_ray.hardware.targets import APPLE_SILICON_RESOURCE
+
+    dev = detect_local()
+    resources: dict[str, float] = {"CPU": float(dev.cpu_count)}
+    if dev.is_apple_silicon and dev.chip:
+        resources[APPLE_SILICON_RESOURCE] = 1.0
+        resources[get_chip(dev.chip).resource] = 1.0
+    return {"Alive": True, "NodeID": "local", "Resources": resources, "Labels": {}}
+
+
+def _search(config, problem, resume, evaluator, wrap_evaluator, front_store, trackers) -> SearchResult:
     run_dir = config.run_dir
     checkpoint = Checkpoint(run_dir / CHECKPOINT_DIR)
     if resume and not checkpoint.exists():

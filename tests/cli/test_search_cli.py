@@ -50,7 +50,7 @@ BAD = [
     (["search", "--resume"], "--resume needs --search-id"),
     (["search", "--resume", "--search-id", "nope"], "nothing to resume"),
     (["search", "--problem", "synthetic", "-O", "failure_rate=3", "--backend", "local"], "failure_rate"),
-    (["front", "nope"], "no front for search 'nope'"),
+    (["front", "nope"], "no search 'nope'"),
 ]
 
 
