@@ -51,6 +51,7 @@ def main() -> None:
                 config = load_config(overrides={
                     "problem": name, "pop_size": args.pop, "generations": args.generations, "seed": seed,
                     "workers": args.workers, "batch_size": args.batch_size, "runs_dir": runs,
+                    "no_cache": True, "no_tracking": True,
                 })
                 t0 = time.perf_counter()
                 result = search(config)

@@ -44,9 +44,11 @@ def work_seconds(problem, X) -> float:
                                 problem.time, problem.mean_s, problem.sigma) for x in X))
 
 
-def ours(options, mode, n_evals, pop, runs, batch_size=1, offspring=None):
+def ours(options, mode, n_evals, pop, runs, batch_size=1, offspring=None, services=False):
+    """Our engine; ``services`` adds the embedded Redis cache and sqlite MLflow (the CLI default)."""
     over = {"problem": "synthetic", "problem_options": options, "pop_size": pop, "seed": 1, "mode": mode,
-            "workers": WORKERS, "batch_size": batch_size, "runs_dir": runs, "n_offsprings": offspring}
+            "workers": WORKERS, "batch_size": batch_size, "runs_dir": runs, "n_offsprings": offspring,
+            "no_cache": not services, "no_tracking": not services}
     if mode == "generational":
         over["generations"] = n_evals // pop
     else:
@@ -171,6 +173,9 @@ def main() -> None:
         if part == "a":
             record(part, "ours async (batch 10, offspring 20)", opts,
                    *ours(opts, "async", n, pop, runs, batch_size=10, offspring=20), WORKERS)
+            record(part, "ours generational (batch 25) + Redis + MLflow", opts,
+                   *ours(opts, "generational", n, pop, runs, batch_size=25, services=True), WORKERS,
+                   note="embedded redis-server cache and sqlite MLflow, as the CLI runs by default")
         if "pymoo" not in args.skip:
             record(part, "pymoo NSGA2 + RayParallelization", opts, *pymoo_ray(opts, n, pop), WORKERS)
         if "optuna" not in args.skip:

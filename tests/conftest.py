@@ -64,3 +64,14 @@ def redis_server(tmp_path):
     yield server
     server.stop(force=True)
     server.kill()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread: on a shared 2-core box, two spinning threads per process thrash."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -49,9 +49,18 @@ def progress_line(stats: dict[str, Any]) -> str:
     util = stats.get("utilization")
     c = stats.get("cache") or {}
     cache = f"cache {c.get('hits', 0)} hit/{c.get('misses', 0)} miss/{c.get('waited', 0)} waited"
+    svc = stats.get("cache_service") or {}
+    if svc.get("stale_takeovers"):
+        cache += f"/{svc['stale_takeovers']} taken over"
+    if svc.get("redis") == "down":
+        cache += " (Redis down: uncached)"
     return (f"[gen {stats['generation']}] evals {stats['evaluations']} | in flight {stats['in_flight']} | "
             f"failures {stats['failures']} | hv {stats['hypervolume']:.4g} | best {best} | {cache} | "
             f"util {'-' if util is None else f'{100 * util:.0f}%'} | {stats['elapsed_s']:.1f} s")
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.0f}%"
 
 
 def _key_value(text: str) -> tuple[str, Any]:
@@ -117,6 +126,12 @@ class SearchCommand(Command):
 
         print(format_front(result.front, "table"))
         print(f"stopped: {result.stop_reason}; hypervolume {result.hypervolume:.6g}")
+        c = result.front.get("cache", {})
+        svc = (result.history[-1].get("cache_service") if result.history else None) or {}
+        print(f"evaluations: {result.front.get('evaluations')} ({c.get('misses', 0)} evaluated, "
+              f"{c.get('hits', 0)} cache hits, {c.get('waited', 0)} waited for other searches"
+              + (f", {svc['stale_takeovers']} stale claims taken over" if svc.get("stale_takeovers") else "")
+              + f"); utilisation {_pct(result.front.get('utilization'))}")
         print(f"results: {result.run_dir}/ (front.json, history.json, config.json, checkpoint/); "
               f"'evodiff-ray front {result.search_id}' prints the front again")
         return 0

@@ -46,6 +46,8 @@ class Fidelity:
 #: correlation with longer training; see benchmarks/bench_evaluation.py). ``standard``
 #: is ``quick`` with 4x the steps.
 FIDELITIES: dict[str, Fidelity] = {
+    # a pipeline check, not a measurement: seconds per candidate, quality barely above noise
+    "smoke": Fidelity("smoke", train_steps=40, batch_size=32, lr=4e-3, ema_decay=0.0),
     "quick": Fidelity("quick", train_steps=500, batch_size=32, lr=4e-3, ema_decay=0.97),
     "standard": Fidelity("standard", train_steps=2000, batch_size=32, lr=4e-3, ema_decay=0.99),
     "full": Fidelity("full", train_steps=6000, batch_size=64, lr=2e-3, ema_decay=0.999),

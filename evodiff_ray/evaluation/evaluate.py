@@ -123,6 +123,11 @@ class DiffusionEvaluator:
         if threads is not None:
             torch.set_num_threads(int(threads))
         self.device = resolve_device(device)
+        if self.device.type == "mps":
+            # timed runs must never fall back to the CPU silently (hardware/device.py)
+            from evodiff_ray.hardware.device import assert_no_mps_fallback
+
+            assert_no_mps_fallback(self.device)
         self.seed = int(seed)
         self.latency_batch = int(latency_batch)
         self.latency_repeats = int(latency_repeats)

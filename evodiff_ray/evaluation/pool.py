@@ -468,6 +468,8 @@ class _PoolMetrics(Tracker):
             self._in_flight = Gauge("evodiff_in_flight", "evaluations submitted, not finished", tag_keys=keys)
             self._hv = Gauge("evodiff_hypervolume", "hypervolume of the current front", tag_keys=keys)
             self._best = Gauge("evodiff_best", "best value per objective", tag_keys=("search_id", "objective"))
+            self._cache = Gauge("evodiff_cache", "fitness cache: hits, misses, waited, stale_takeovers",
+                                tag_keys=("search_id", "kind"))
             self.enabled = True
         except Exception as e:  # metrics are a side channel: never fail a search for them
             log.warning("Ray metrics disabled: %s", e)
@@ -488,3 +490,7 @@ class _PoolMetrics(Tracker):
         self._hv.set(float(stats["hypervolume"]), tags=self.tags)
         for name, value in stats.get("best", {}).items():
             self._best.set(float(value), tags={**self.tags, "objective": name})
+        cache = {**(stats.get("cache") or {}), **(stats.get("cache_service") or {})}
+        for kind in ("hits", "misses", "waited", "stale_takeovers"):
+            if isinstance(cache.get(kind), (int, float)):
+                self._cache.set(float(cache[kind]), tags={**self.tags, "kind": kind})

@@ -57,7 +57,15 @@ class DiffusionProblem(SearchProblem):
         time_limit_s: per-candidate wall-time limit (None: none).
         device: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``.
         threads: torch threads per evaluator process (None: torch's default).
-        target: hardware target name (recorded in the settings; chip profiles use it).
+        target: hardware target (``m2-max``, ``apple_silicon``, ``any``); a chip target adds
+            the ``memory_budget`` constraint (unified memory x usable fraction).
+        target_mode: ``"measure"`` (evaluators run on the target's nodes) or ``"predict"``
+            (no node has the chip: latency and memory are predicted for it and labelled);
+            set by the search from the cluster (see ``plan_hardware_target``).
+        memory_fraction: usable share of unified memory (None: Metal's recommended
+            working set on a real Mac, else 0.75, an estimate; see ``hardware/budget.py``).
+        memory_gb: which memory configuration of the chip (None: its smallest).
+        predictor_calibration: a fitted correction for the chip's predictor (JSON data).
         space: SearchSpace settings (a dict for ``SearchSpace.from_dict``); None: defaults.
         cache_dir: feature-network cache (None: ``$EVODIFF_CACHE_DIR`` or ``~/.cache/evodiff-ray``).
     """
@@ -80,6 +88,10 @@ class DiffusionProblem(SearchProblem):
         target: str | None = None,
         space: dict[str, Any] | None = None,
         cache_dir: str | None = None,
+        target_mode: str | None = None,
+        memory_fraction: float | None = None,
+        memory_gb: int | None = None,
+        predictor_calibration: dict[str, Any] | None = None,
     ):
         from evodiff_ray.diffusion.fidelity import get_fidelity
         from evodiff_ray.space import SearchSpace
@@ -103,10 +115,30 @@ class DiffusionProblem(SearchProblem):
         self.threads = threads
         self.target = target
         self.cache_dir = cache_dir
-        self.space = SearchSpace.from_dict(space) if space else SearchSpace()
+        self.space = SearchSpace.from_dict(_space_for_data(dict(space or {}), dataset, resolution))
         self.constraint_names = tuple(self.space.constraint_names)
         self._digest: str | None = None
         self._evaluator = None
+        self._predictor = None
+        self.chip: str | None = None
+        self.budget_mb: float | None = None
+        if target_mode not in (None, "measure", "predict"):
+            raise UsageError(f"diffusion: target_mode must be 'measure' or 'predict', got {target_mode!r}")
+        self.target_mode = target_mode or "measure"
+        self.memory_fraction, self.memory_gb = memory_fraction, memory_gb
+        self.predictor_calibration = predictor_calibration
+        if target is not None:
+            from evodiff_ray.hardware.budget import CONSTRAINT_NAME, memory_budget_mb
+            from evodiff_ray.hardware.targets import parse_target
+
+            t = parse_target(target)
+            self.target = t.name
+            if t.kind == "chip":
+                self.chip = t.chip
+                self.budget_mb = memory_budget_mb(t.chip, memory_fraction, memory_gb=memory_gb)
+                self.constraint_names += (CONSTRAINT_NAME,)
+        if self.target_mode == "predict" and self.chip is None:
+            raise UsageError("diffusion: predicting needs a chip target (e.g. target = 'm2-max')")
 
     # -- driver side ---------------------------------------------------------------
     def pymoo_problem(self) -> GenomeProblem:
@@ -153,6 +185,8 @@ class DiffusionProblem(SearchProblem):
             "latency_batch": self.latency_batch,
             "device_class": resolve_device(self.device).type,
             "target": self.target,
+            "target_mode": self.target_mode if self.chip else None,
+            "memory_budget_mb": self.budget_mb,
             "space": self.space.to_dict(),
             "code_version": EVAL_CODE_VERSION,
         }
@@ -184,14 +218,78 @@ class DiffusionProblem(SearchProblem):
             self.setup()
         return self._evaluator
 
+    @property
+    def predictor(self):
+        """The target chip's latency/memory predictor (None without a chip target)."""
+        if self._predictor is None and self.chip is not None:
+            from evodiff_ray.hardware.predict import predictor_for
+
+            self._predictor = predictor_for(self.chip, batch=self.latency_batch, resolution=self.space.resolution,
+                                            in_channels=self.space.in_channels,
+                                            calibration=self.predictor_calibration)
+        return self._predictor
+
+    def diversity(self, xs: list) -> float | None:
+        """Mean pairwise genome distance of the population (see ``operators.diversity``)."""
+        from evodiff_ray.operators import diversity
+
+        return diversity([_genome_of(x) for x in xs])
+
     def evaluate(self, x) -> Fitness:
+        """Train and measure; reject at once what the space's limits or the target's
+        memory budget (as predicted) rule out; predict device objectives for a target
+        chip no node has."""
         genome = _genome_of(x)
+        space_g = self.space.constraints(genome)
+        over = [f"{n} {v:+.0%} over its limit" for n, v in space_g.items() if v > 0]
+        if over:
+            return self._rejected(genome, space_g, "outside the search space's limits (" + ", ".join(over)
+                                  + "); not trained")
+        if self.chip is not None and self.target_mode == "predict":
+            from evodiff_ray.hardware.retarget import precheck_memory
+
+            reason = precheck_memory(genome, self.predictor, self.budget_mb, chip=self.chip)
+            if reason:
+                from evodiff_ray.hardware.budget import CONSTRAINT_NAME, memory_constraint
+
+                g = dict(space_g)
+                g[CONSTRAINT_NAME] = memory_constraint(self.predictor.memory_mb(genome), self.budget_mb)
+                return self._rejected(genome, g, reason + "; not trained")
         fit = self.evaluator.evaluate(genome, self.fidelity)
-        constraints = self.space.constraints(genome)
+        if self.chip is not None:
+            from evodiff_ray.hardware.retarget import apply_memory_budget, retarget_fitness
+
+            if self.target_mode == "predict":
+                fit = retarget_fitness(fit, genome, self.predictor, chip=self.chip, budget_mb=self.budget_mb)
+            else:
+                fit = apply_memory_budget(fit, self._measured_budget(), chip=self.chip)
+        budget_g = dict(fit.constraints)
         if fit.feasible:
-            fit.constraints = {n: float(constraints[n]) for n in self.constraint_names}
+            fit.constraints = {n: float(space_g.get(n, budget_g.get(n, 0.0))) for n in self.constraint_names}
         else:
             fit.constraints = {n: math.inf for n in self.constraint_names}
+        return fit
+
+    def _measured_budget(self) -> float:
+        """On the target itself: Metal's recommended working set when MPS reports it."""
+        if self.memory_fraction is None and self.evaluator.device.type == "mps":
+            import torch
+
+            from evodiff_ray.hardware.budget import memory_budget_mb
+
+            return memory_budget_mb(self.chip, None, memory_gb=self.memory_gb,
+                                    recommended_max_bytes=int(torch.mps.recommended_max_memory()))
+        return self.budget_mb
+
+    def _rejected(self, genome: Genome, g: dict[str, float], reason: str) -> Fitness:
+        """Infeasible without training; constraint values say how far over each limit it is."""
+        from evodiff_ray.cost import estimate
+
+        fit = Fitness.infeasible(self.objective_names, reason, self.constraint_names,
+                                 measured_on={"device": None, "predicted": []},
+                                 extras={"params": estimate(genome, self.space.resolution, 1,
+                                                            self.space.in_channels).params})
+        fit.constraints = {n: max(0.0, float(g.get(n, 0.0))) for n in self.constraint_names}
         return fit
 
     def __getstate__(self):
@@ -199,6 +297,31 @@ class DiffusionProblem(SearchProblem):
         state = dict(self.__dict__)
         state["_evaluator"] = None
         return state
+
+
+def _space_for_data(space: dict[str, Any], dataset: str, resolution: int | None) -> dict[str, Any]:
+    """Fill the space's ``resolution`` and ``in_channels`` from the dataset (digits: 8x8x1).
+
+    The analytic constraints and the levels a genome may have depend on them; a user's
+    data set them unless the config does. ``max_levels`` shrinks to what the resolution
+    can halve into.
+    """
+    if "resolution" in space and "in_channels" in space:
+        return space
+    if dataset == "digits" and resolution is None:
+        res, ch = 8, 1
+    else:
+        from evodiff_ray.data import load_dataset
+
+        ds = load_dataset(dataset, resolution=resolution)
+        res, ch = ds.resolution, ds.channels
+    space.setdefault("resolution", res)
+    space.setdefault("in_channels", ch)
+    levels = int(space.get("max_levels", 3))
+    while levels > 1 and space["resolution"] % (2 ** (levels - 1)):
+        levels -= 1
+    space["max_levels"] = levels
+    return space
 
 
 def _genome_of(x) -> Genome:

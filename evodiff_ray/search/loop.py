@@ -152,7 +152,8 @@ class SearchRun:
         if self.reference_point is None and F:
             self.reference_point = derive_reference_point(F)  # fixed from now on, and recorded
         hv = hypervolume(F, self.reference_point) if F else 0.0
-        util = self.evaluator.stats().get("utilization") if not self._replaying else None
+        ev_stats = self.evaluator.stats() if not self._replaying else {}
+        util = ev_stats.get("utilization")
         return {
             "generation": self.generation,
             "evaluations": len(self.records),
@@ -165,6 +166,7 @@ class SearchRun:
             "diversity": self._diversity(),
             "utilization": util,
             "cache": dict(self.cache),
+            "cache_service": _service_stats(ev_stats.get("cache")),
             "elapsed_s": round(self.elapsed(), 3),
         }
 
@@ -289,6 +291,13 @@ class SearchRun:
         for t in self.trackers:
             t.on_finish(result)
         return result
+
+
+def _service_stats(cache: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The cache wrapper's own counters (stale claims taken over, Redis up or down)."""
+    if not cache:
+        return None
+    return {k: cache[k] for k in ("stale_takeovers", "uncached", "redis") if k in cache}
 
 
 def run_generational(run: SearchRun) -> str:

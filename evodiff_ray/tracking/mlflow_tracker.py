@@ -174,8 +174,9 @@ class MlflowTracker(Tracker):
         if digest:
             from mlflow.entities import Dataset, DatasetInput
 
-            ds = Dataset(name=str(settings.get("dataset_name", "dataset")), digest=digest[:36],
-                         source_type="local", source=json.dumps(settings.get("dataset_source", "builtin")))
+            name = str((config.problem_options or {}).get("dataset", "digits"))
+            ds = Dataset(name=name[-200:], digest=digest[:36], source_type="local",
+                         source=json.dumps({"dataset": name, "digest": digest}))
             self.client.log_inputs(self.run_id, datasets=[DatasetInput(ds)])
             self.client.set_tag(self.run_id, "dataset_digest", digest)
 
@@ -271,4 +272,6 @@ def _dataset_digest(settings: dict[str, Any]) -> str | None:
     ds = settings.get("dataset")
     if isinstance(ds, dict) and isinstance(ds.get("digest"), str):
         return ds["digest"]
+    if isinstance(ds, str) and len(ds) == 64 and all(c in "0123456789abcdef" for c in ds):
+        return ds
     return None

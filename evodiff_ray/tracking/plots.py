@@ -27,6 +27,16 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: str | Path) -> Path:
+    """Lay out, write the PNG (creating its folder) and free the figure."""
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def label(name: str) -> str:
     """Axis label with unit for an objective name."""
     return UNITS.get(name, name)
@@ -76,12 +86,7 @@ def pareto_scatter(path: str | Path, objective_names: Sequence[str], evaluated: 
         ax.legend(fontsize=8, loc="best")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def hypervolume_plot(path: str | Path, history: Sequence[dict[str, Any]], title: str = "") -> Path:
@@ -99,12 +104,7 @@ def hypervolume_plot(path: str | Path, history: Sequence[dict[str, Any]], title:
                      fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def front_overlay(path: str | Path, objective_names: Sequence[str], fronts: dict[str, Sequence[dict[str, Any]]],
@@ -125,9 +125,4 @@ def front_overlay(path: str | Path, objective_names: Sequence[str], fronts: dict
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)

@@ -16,13 +16,7 @@ from evodiff_ray.space import SearchSpace
 DRAWS = 200
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core box, two spinning threads per process thrash."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_random_genomes_build_keep_shape_and_give_a_finite_loss():

@@ -13,12 +13,7 @@ from evodiff_ray.metrics.latency import measure_latency
 from evodiff_ray.metrics.memory import MIB, measure_peak_memory, model_bytes
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def genome(width: int) -> Genome:

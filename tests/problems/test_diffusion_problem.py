@@ -7,7 +7,6 @@ import pickle
 
 import numpy as np
 import pytest
-import torch
 
 from evodiff_ray.diffusion.fidelity import Fidelity
 from evodiff_ray.errors import UsageError
@@ -18,12 +17,7 @@ from evodiff_ray.problems.diffusion import DiffusionProblem, baseline_genome
 UNTRAINED = Fidelity("untrained", train_steps=0, batch_size=32, lr=4e-3, ema_decay=0.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_registry_builds_it_and_rejects_bad_options():

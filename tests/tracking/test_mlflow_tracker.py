@@ -55,3 +55,22 @@ def test_mlflow_down_does_not_stop_the_search(runs_dir, tmp_path, caplog):
     assert r.front["status"] == "finished" and r.front["evaluations"] == 8 + 2 * 8
     assert any("MLflow tracking failed" in rec.getMessage() for rec in caplog.records)
     assert (runs_dir / "untracked" / "front.json").exists()
+
+
+def test_diffusion_search_records_the_dataset_digest_as_an_input(runs_dir, tmp_path):
+    from mlflow import MlflowClient
+
+    from evodiff_ray.problems import make_problem
+    from evodiff_ray.tracking.mlflow_tracker import MlflowTracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = load_config(overrides={"problem": "diffusion", "search_id": "d1", "runs_dir": str(runs_dir),
+                                    "tracking_uri": uri, "fidelity": "quick"})
+    tracker = MlflowTracker(uri)
+    tracker.on_start(config, runs_dir / "d1", resumed=False)
+    assert not tracker.disabled
+    digest = make_problem("diffusion", config.problem_options).dataset_digest()
+    run = MlflowClient(tracking_uri=uri).get_run(tracker.run_id)
+    assert run.data.tags["dataset_digest"] == digest
+    assert [d.dataset.digest for d in run.inputs.dataset_inputs] == [digest[:36]]
+    assert run.data.params["problem_options.fidelity"] == "quick"

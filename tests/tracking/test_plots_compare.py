@@ -54,3 +54,21 @@ def test_compare_rejects_different_objectives():
     b = dict(_front("b", [[1, 1, 1]]), objectives=["f1", "f2", "f3"])
     with pytest.raises(UsageError, match="different objectives"):
         compare_fronts({"a": a, "b": b})
+
+
+def test_compare_cli_reads_run_dirs_and_writes_the_overlay(tmp_path, capsys):
+    import json
+
+    from evodiff_ray.cli import main
+
+    runs = tmp_path / "runs"
+    for sid, pts in (("a", [[1, 1, 1], [0.5, 2, 1]]), ("b", [[2, 2, 2]])):
+        (runs / sid).mkdir(parents=True)
+        (runs / sid / "front.json").write_text(json.dumps(_front(sid, pts)))
+    plot = tmp_path / "overlay.png"
+    assert main(["compare", "a", "b", "--runs-dir", str(runs), "--plot", str(plot), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["search_id"] for r in out["rows"]] == ["a", "b"] and out["rows"][0]["front_size"] == 2
+    _is_png(plot)
+    assert main(["compare", "a", "nope", "--runs-dir", str(runs)]) == 2
+    assert "no search 'nope'" in capsys.readouterr().err
