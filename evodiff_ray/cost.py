@@ -180,6 +180,23 @@ def estimate(genome: Genome, resolution: int = 8, batch: int = 1, in_channels: i
 
 
 def dominant_layer(genome: Genome, resolution: int = 8, batch: int = 1, in_channels: int = 1) -> int | None:
+    """See :func:`_dominant_layer`; memoised by genome key (parents are mutated many times)."""
+    return _dominant_cached(genome.key(), genome, resolution, batch, in_channels)
+
+
+_DOMINANT: dict[tuple, int | None] = {}
+
+
+def _dominant_cached(key: str, genome: Genome, resolution: int, batch: int, in_channels: int) -> int | None:
+    k = (key, resolution, batch, in_channels)
+    if k not in _DOMINANT:
+        if len(_DOMINANT) > 50_000:  # bounded: a search's parents, not every genome ever seen
+            _DOMINANT.clear()
+        _DOMINANT[k] = _dominant_layer(genome, resolution, batch, in_channels)
+    return _DOMINANT[k]
+
+
+def _dominant_layer(genome: Genome, resolution: int = 8, batch: int = 1, in_channels: int = 1) -> int | None:
     """Genome position of the layer that dominates the cost: ``flops + MACHINE_BALANCE * bytes``.
 
     Feeds analysis-driven mutation. Returns None when the genome has no layers that

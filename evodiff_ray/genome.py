@@ -105,6 +105,20 @@ class Genome:
         return g
 
     @classmethod
+    def trusted(cls, parameters: dict[str, Any], layers: list[dict[str, Any]], connections: list,
+                generation: int = 0, parents: tuple[str, ...] = ()) -> "Genome":
+        """Build from data already in normalised form, without validation.
+
+        Only for code that guarantees validity by construction (the operators' repair);
+        anything from a user, a file or the network goes through :meth:`from_dict`.
+        """
+        g = cls(parameters=parameters, layers=tuple(layers),
+                connections=tuple(tuple(c) for c in connections), generation=generation, parents=tuple(parents))
+        arch = {"parameters": parameters, "layers": layers, "connections": [list(c) for c in connections]}
+        object.__setattr__(g, "_canonical", _dumps(arch))
+        return g
+
+    @classmethod
     def from_json(cls, text: str | bytes, where: str = "genome") -> "Genome":
         """Parse JSON text and validate it (see :meth:`from_dict`)."""
         try:

@@ -130,27 +130,47 @@ class LocalRedis:
             return 0
 
     def stop(self, force: bool = False) -> None:
-        """Shut the server down cleanly (AOF flushed) if this object started it.
+        """Shut the server down cleanly (AOF flushed) unless another client still uses it.
+
+        Whoever uses the embedded server last stops it: the process that started it
+        sends SIGTERM; a search that reused it sends ``SHUTDOWN``. Close your own
+        clients first, or they count as users.
 
         Args:
             force: shut down even if other clients are connected.
         """
-        if not self.owned or self.proc is None:
+        if self.port is None:
             return
         if not force and self.other_clients() > 0:
-            return  # another search still uses it; it will be reused or stopped later
-        self.proc.terminate()  # SIGTERM: redis-server fsyncs the AOF and exits cleanly
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.kill()
+            return  # another search still uses it; the last one out stops it
+        if self.owned and self.proc is not None:
+            self.proc.terminate()  # SIGTERM: redis-server fsyncs the AOF and exits cleanly
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+            self.proc = None
+        elif not self._shutdown_by_command():
+            return
         info = self.data_dir / "server.json"
         try:
             if json.loads(info.read_text()).get("port") == self.port:
                 info.unlink()
         except (OSError, ValueError):
             pass
-        self.proc = None
+
+    def _shutdown_by_command(self) -> bool:
+        """``SHUTDOWN`` a server this object did not start; True when it is gone."""
+        import redis
+
+        try:
+            with self._client() as c:
+                c.shutdown(nosave=False)
+        except redis.ConnectionError:
+            pass  # the server closes the connection as it exits
+        except redis.RedisError:
+            return False
+        return not self._alive()
 
     def kill(self) -> None:
         """SIGKILL the server (tests use it to simulate a crash)."""

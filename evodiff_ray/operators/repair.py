@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from pymoo.core.repair import Repair
 
-from evodiff_ray.genome import Genome
+from evodiff_ray.genome import LAYER_DEFAULTS, Genome
 from evodiff_ray.space import Limits, SearchSpace
 
 _SIDE_RANK = {"down": 0, "mid": 1, "up": 2}
@@ -86,9 +86,8 @@ def repair(draft: dict[str, Any], space: SearchSpace, limits: Limits | None = No
                                               or space.heads[:1])
         elif layer["kind"] == "norm":
             g = layer.get("groups") or p["norm_groups"]
-            if c % g:
-                layer["groups"] = p["norm_groups"]
-        layers.append(layer)
+            layer["groups"] = g if c % g == 0 else p["norm_groups"]
+        layers.append(_explicit(layer))
     # stable sort into down (level up), mid, up (level down)
     layers.sort(key=lambda x: (_SIDE_RANK[x["side"]], -x["level"] if x["side"] == "up" else x["level"]))
     # per-stage cap, then depth cap: drop from the end of the largest stage first
@@ -107,17 +106,30 @@ def repair(draft: dict[str, Any], space: SearchSpace, limits: Limits | None = No
     # -- connections ----------------------------------------------------------------
     pos = {}
     for i, layer in enumerate(layers):
-        pos.setdefault(layer.get("_id", f"_anon{i}"), i)
+        pos.setdefault(layer["_id"] if layer["_id"] is not None else f"_anon{i}", i)
     conns = set()
     for a, b in draft["connections"]:
         if a in pos and b in pos:
             la, lb = layers[pos[a]], layers[pos[b]]
             if la["side"] == "down" and lb["side"] == "up" and la["level"] == lb["level"]:
                 conns.add((pos[a], pos[b]))
-    clean = [{k: v for k, v in layer.items() if k != "_id"} for layer in layers]
-    data = {"parameters": p, "layers": clean, "connections": sorted([list(c) for c in conns]),
-            "generation": int(generation), "parents": list(parents)}
-    return Genome.from_dict(data, where="repaired genome")
+    clean = []
+    for layer in layers:
+        del layer["_id"]
+        clean.append(layer)
+    params = {k: p[k] for k in ("base_channels", "channel_mults", "time_emb_dim", "sampler_steps", "norm_groups")}
+    # Every field is explicit and in range here, so the genome is built without the
+    # loader's checks (the operators' hot path); the tests re-validate every output.
+    return Genome.trusted(params, clean, sorted(conns), int(generation), tuple(parents))
+
+
+def _explicit(layer: dict[str, Any]) -> dict[str, Any]:
+    """The layer with exactly its kind's fields, defaults filled, floats normalised."""
+    out = {"kind": layer["kind"], "side": layer["side"], "level": layer["level"], "_id": layer.get("_id")}
+    for name, default in LAYER_DEFAULTS[layer["kind"]].items():
+        v = layer.get(name, default)
+        out[name] = round(float(v), 6) + 0.0 if name == "dropout" else v
+    return out
 
 
 class GenomeRepair(Repair):

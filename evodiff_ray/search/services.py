@@ -31,6 +31,15 @@ class Services:
     trackers: list[Tracker] = field(default_factory=list)
     redis_url: str | None = None
     notes: list[str] = field(default_factory=list)
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Close the service clients (before an embedded server is stopped)."""
+        for fn in self.closers:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - closing on the way out
+                pass
 
 
 def redis_url_for(config) -> str | None:
@@ -68,6 +77,7 @@ def search_services(config, problem) -> Iterator[Services]:
             services.notes.append(f"tracking: MLflow at {_redacted(uri)}")
         yield services
     finally:
+        services.close()
         if server is not None:
             server.stop()
 
@@ -87,7 +97,9 @@ def _attach_cache(services: Services, url: str, config, problem) -> None:
                     type(e).__name__)
     services.redis_url = url
     services.wrap_evaluator = lambda inner: CachedEvaluator(inner, cache, settings)
-    services.front_store = RedisFrontStore(url, inner=services.front_store)
+    store = RedisFrontStore(url, inner=services.front_store)
+    services.front_store = store
+    services.closers += [cache.close, store.client.close]
     if config.redis_url or os.environ.get("EVODIFF_REDIS_URL"):
         services.notes.append(f"fitness cache and live front: {redact(url)}")
 
@@ -107,7 +119,11 @@ def _baseline(services: Services, problem) -> dict | None:
         from evodiff_ray.problems.diffusion import baseline_genome
 
         g = baseline_genome()
-        fit = FitnessCache(services.redis_url).get_many([cache_key(problem.key(g), problem.evaluation_settings())])[0]
+        cache = FitnessCache(services.redis_url)
+        try:
+            fit = cache.get_many([cache_key(problem.key(g), problem.evaluation_settings())])[0]
+        finally:
+            cache.close()
     except Exception:  # noqa: BLE001 - the mark on a plot is optional
         return None
     return dict(fit.objectives) if fit is not None and fit.feasible else None

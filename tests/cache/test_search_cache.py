@@ -19,9 +19,26 @@ def cfg(runs_dir, search_id, **kw):
     return load_config(overrides=base)
 
 
+def _servers_on(data_dir) -> list[str]:
+    """redis-server processes whose --dir is ``data_dir`` (Linux /proc)."""
+    from pathlib import Path
+
+    found = []
+    for cmd in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmd.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args and args[0].endswith(b"redis-server") and str(data_dir).encode() in args:
+            found.append(cmd.parent.name)
+    return found
+
+
 def test_rerun_with_the_same_seed_is_all_hits_and_gives_the_same_front(runs_dir):
     a = search(cfg(runs_dir, "first"))           # embedded redis-server, started and stopped here
     assert (runs_dir / ".redis" / "appendonlydir").is_dir()
+    assert not (runs_dir / ".redis" / "server.json").exists()
+    assert _servers_on((runs_dir / ".redis").resolve()) == []      # stopped when the search ended
     b = search(cfg(runs_dir, "second"))          # a fresh server process on the same AOF
     assert a.front["cache"]["misses"] == a.front["evaluations"] == 10 + 3 * 10
     assert b.front["cache"] == {"hits": b.front["evaluations"], "misses": 0, "waited": 0}
