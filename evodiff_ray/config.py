@@ -94,7 +94,7 @@ class SearchConfig:
     runs_dir: str = "evodiff-runs"                        # run dirs live in <runs_dir>/<search_id>/
     target: str | None = None                             # hardware target (chip profile) for the diffusion problem
     fidelity: str | None = None                           # training-budget level for the diffusion problem
-    checkpoint_interval_s: float = 0.0                    # async mode: least seconds between checkpoints (0: every told batch)
+    checkpoint_interval_s: float = 1.0                    # async mode: least seconds between fsyncs and front publishes
 
     @property
     def run_dir(self) -> Path:

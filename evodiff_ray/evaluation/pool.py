@@ -262,6 +262,9 @@ class EvaluatorPool(Evaluator):
                 config.problem, config.problem_options, workers,
                 num_cpus=config.actor.num_cpus, resources=config.actor.resources,
                 label_selector=config.actor.label_selector, batch_size=config.batch_size,
+                # async: one call queued behind the running one, so an actor never waits
+                # for the driver's tell/ask round trip between two evaluations
+                pipeline=2 if config.mode == "async" else 1,
                 start_timeout_s=config.actor.start_timeout_s, owns_ray=owns,
                 search_id=config.search_id, objective_names=objective_names,
             )

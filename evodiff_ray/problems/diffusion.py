@@ -65,7 +65,8 @@ class DiffusionProblem(SearchProblem):
         memory_fraction: usable share of unified memory (None: Metal's recommended
             working set on a real Mac, else 0.75, an estimate; see ``hardware/budget.py``).
         memory_gb: which memory configuration of the chip (None: its smallest).
-        predictor_calibration: a fitted correction for the chip's predictor (JSON data).
+        predictor_calibration: a fitted correction for the chip's predictor: JSON data, or
+            the path of a ``predictor_calibration.json`` a search on that device wrote.
         space: SearchSpace settings (a dict for ``SearchSpace.from_dict``); None: defaults.
         cache_dir: feature-network cache (None: ``$EVODIFF_CACHE_DIR`` or ``~/.cache/evodiff-ray``).
     """
@@ -126,7 +127,9 @@ class DiffusionProblem(SearchProblem):
             raise UsageError(f"diffusion: target_mode must be 'measure' or 'predict', got {target_mode!r}")
         self.target_mode = target_mode or "measure"
         self.memory_fraction, self.memory_gb = memory_fraction, memory_gb
-        self.predictor_calibration = predictor_calibration
+        from evodiff_ray.hardware.calibration import load_calibration
+
+        self.predictor_calibration = load_calibration(predictor_calibration)
         if target is not None:
             from evodiff_ray.hardware.budget import CONSTRAINT_NAME, memory_budget_mb
             from evodiff_ray.hardware.targets import parse_target

@@ -82,12 +82,14 @@ class Checkpoint:
         self._n_events = len(events)
         return CheckpointState(meta=meta, events=events)
 
-    def append(self, meta: dict[str, Any], new_events: list[dict[str, Any]]) -> None:
-        """Durably add ``new_events`` (a new segment, then the manifest naming it).
+    def append(self, meta: dict[str, Any], new_events: list[dict[str, Any]], durable: bool = True) -> None:
+        """Add ``new_events`` (a new segment, then the manifest naming it), atomically.
 
         Args:
             meta: identifying metadata (search id, seed, ...), rewritten in the manifest.
             new_events: events since the previous append; may be empty (updates ``meta``).
+            durable: fsync the files before renaming them (survives a power loss); without
+                it the append is still atomic for a crashed or killed process.
         """
         if self._segments is None:  # first write of this process: continue an existing log
             if self.exists():
@@ -97,9 +99,10 @@ class Checkpoint:
         segments = list(self._segments)
         if new_events:
             name = f"seg-{len(segments) + 1:06d}-{self._n_events:09d}.json"
-            atomic_write_text(self.directory / name, json.dumps({"events": new_events}, allow_nan=False))
+            atomic_write_text(self.directory / name, json.dumps({"events": new_events}, allow_nan=False),
+                              durable=durable)
             segments.append(name)
-        self._write_manifest(meta, segments, self._n_events + len(new_events))
+        self._write_manifest(meta, segments, self._n_events + len(new_events), durable=durable)
         self._n_events += len(new_events)
         self._segments = segments
         if len(segments) > MAX_SEGMENTS:
@@ -120,11 +123,12 @@ class Checkpoint:
                 except FileNotFoundError:
                     pass
 
-    def _write_manifest(self, meta, segments, n_events) -> None:
+    def _write_manifest(self, meta, segments, n_events, durable: bool = True) -> None:
         atomic_write_text(
             self.directory / MANIFEST,
             json.dumps({"schema": CHECKPOINT_SCHEMA, "meta": meta, "segments": segments,
                         "n_events": n_events}, indent=1, allow_nan=False),
+            durable=durable,
         )
 
     def _read_json(self, path: Path) -> Any:

@@ -193,17 +193,31 @@ class SearchRun:
         )
 
     def after_tell(self, stats: dict[str, Any], force: bool) -> None:
-        """Publish, track and checkpoint; in async mode at most every ``checkpoint_interval_s``."""
-        front = None
-        if force or time.monotonic() - self._last_save >= self.config.checkpoint_interval_s:
-            front = self.save("running")
+        """Checkpoint every told batch; publish, track and fsync at most every ``checkpoint_interval_s``.
+
+        The event log gets a new segment after every tell (atomic: temp file and
+        ``os.replace``), so a killed driver loses nothing it told. Forcing it to disk
+        (fsync), rewriting ``history.json`` and publishing the front happen on every
+        generation in generational mode and at most once per ``checkpoint_interval_s``
+        in async mode, where a tell may hold a single result.
+        """
+        due = force or time.monotonic() - self._last_save >= self.config.checkpoint_interval_s
+        self._append(durable=due)
+        front = self.publish("running") if due else None
         for t in self.trackers:
             t.on_generation(stats, front if front is not None else self.front_document("running"))
 
-    def save(self, status: str) -> dict[str, Any]:
-        """Checkpoint, then publish the front and write ``history.json``; returns the front."""
-        self.checkpoint.append(self.meta(), self._unsaved)
+    def _append(self, durable: bool) -> None:
+        self.checkpoint.append(self.meta(), self._unsaved, durable=durable)
         self._unsaved = []
+
+    def save(self, status: str) -> dict[str, Any]:
+        """Checkpoint durably, then publish the front and write ``history.json``; returns the front."""
+        self._append(durable=True)
+        return self.publish(status)
+
+    def publish(self, status: str) -> dict[str, Any]:
+        """Publish the front and write ``history.json``; returns the front."""
         front = self.front_document(status)
         self.front_store.publish(self.config.search_id, front)
         atomic_write_text(self.config.run_dir / HISTORY_FILE,

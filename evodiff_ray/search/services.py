@@ -68,6 +68,10 @@ def search_services(config, problem) -> Iterator[Services]:
                 services.notes.append(f"fitness cache: embedded redis-server on 127.0.0.1:{server.port} "
                                       f"(AOF in {server.data_dir})")
             _attach_cache(services, url, config, problem)
+        if problem.name == "diffusion":
+            from evodiff_ray.hardware.calibration import CalibrationTracker
+
+            services.trackers.append(CalibrationTracker(problem))
         if not config.no_tracking:
             from evodiff_ray.tracking.mlflow_tracker import MlflowTracker, resolve_tracking_uri
 

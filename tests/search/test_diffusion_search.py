@@ -1,5 +1,7 @@
 """A tiny real diffusion search on Ray, in both modes: genomes trained, sampled and measured."""
 
+import json
+
 import pytest
 
 from evodiff_ray.config import load_config
@@ -30,3 +32,5 @@ def test_tiny_diffusion_search_completes(runs_dir, ray_runtime, mode):
         assert p["objectives"]["memory_mb"] > 0
         assert p["measured_on"]["device"] == "cpu" and p["measured_on"]["predicted"] == []
     assert {rec["fitness"]["measured_on"].get("node") for rec in r.records} - {None}
+    cal = json.loads((r.run_dir / "predictor_calibration.json").read_text())   # stored with the run
+    assert cal["device"] == "cpu" and cal["candidates"] >= 4
