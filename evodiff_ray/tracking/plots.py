@@ -14,7 +14,7 @@ from typing import Any, Sequence
 UNITS = {
     "quality_fd": "quality: Fréchet distance (lower is better)",
     "latency_ms": "sampling latency (ms)",
-    "memory_mb": "peak sampling memory (MB)",
+    "memory_mb": "peak sampling memory (MiB)",
 }
 
 
