@@ -127,7 +127,7 @@ def test_on_step_hook_can_abort_training(digits):
 
 
 def test_fidelities_are_typed_and_ordered():
-    assert list(FIDELITIES) == ["quick", "standard", "full"]
+    assert list(FIDELITIES) == ["smoke", "quick", "standard", "full"]
     budgets = [f.train_steps * f.batch_size for f in FIDELITIES.values()]
     assert budgets == sorted(budgets)
     assert get_fidelity("quick") is FIDELITIES["quick"]
