@@ -48,8 +48,8 @@ class Fidelity:
 FIDELITIES: dict[str, Fidelity] = {
     # a pipeline check, not a measurement: seconds per candidate, quality barely above noise
     "smoke": Fidelity("smoke", train_steps=40, batch_size=32, lr=4e-3, ema_decay=0.0),
-    "quick": Fidelity("quick", train_steps=500, batch_size=32, lr=4e-3, ema_decay=0.97),
-    "standard": Fidelity("standard", train_steps=2000, batch_size=32, lr=4e-3, ema_decay=0.99),
+    "quick": Fidelity("quick", train_steps=400, batch_size=32, lr=4e-3, ema_decay=0.97),
+    "standard": Fidelity("standard", train_steps=1600, batch_size=32, lr=4e-3, ema_decay=0.99),
     "full": Fidelity("full", train_steps=6000, batch_size=64, lr=2e-3, ema_decay=0.999),
 }
 

@@ -78,7 +78,8 @@ def test_bad_config_file_in_a_real_process(tmp_path, runs_dir, cli_env):
 def test_front_is_readable_from_another_process_while_searching(runs_dir, cli_env):
     search = subprocess.Popen(
         [EVODIFF_RAY, "search", "--problem", "synthetic", "-O", "mean_ms=20", "--pop", "8", "--generations", "1000",
-         "--backend", "local", "--runs-dir", str(runs_dir), "--search-id", "live", "--quiet"],
+         "--backend", "local", "--runs-dir", str(runs_dir), "--search-id", "live", "--quiet",
+         "--no-cache", "--no-tracking"],   # killed below: an embedded redis-server would outlive it
         env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         wait_for(lambda: (runs_dir / "live" / "front.json").exists(), search)
