@@ -34,3 +34,22 @@ def test_tiny_diffusion_search_completes(runs_dir, ray_runtime, mode):
     assert {rec["fitness"]["measured_on"].get("node") for rec in r.records} - {None}
     cal = json.loads((r.run_dir / "predictor_calibration.json").read_text())   # stored with the run
     assert cal["device"] == "cpu" and cal["candidates"] >= 4
+
+
+def test_target_no_node_has_is_predicted_and_labelled_end_to_end(runs_dir):
+    config = load_config(overrides={
+        "problem": "diffusion", "pop_size": 4, "max_evaluations": 4, "seed": 2, "backend": "local",
+        "runs_dir": str(runs_dir), "no_cache": True, "no_tracking": True, "fidelity": "smoke",
+        "target": "m3-max",
+        "problem_options": {"fd_samples": 64, "latency_batch": 4, "latency_repeats": 1, "space": TINY_SPACE,
+                            "threads": 1},
+    })
+    r = search(config)
+    plan = json.loads((r.run_dir / "target_plan.json").read_text())
+    assert plan["mode"] == "predict" and plan["chip"] == "m3-max"
+    saved = json.loads((r.run_dir / "config.json").read_text())
+    assert saved["problem_options"]["target_mode"] == "predict"        # recorded for --resume
+    assert r.points
+    for p in r.points:
+        assert sorted(p["measured_on"]["predicted"]) == ["latency_ms", "memory_mb"]
+        assert p["measured_on"]["chip"] == "m3-max"
