@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from evodiff_ray.cache.redis_cache import FitnessCache, redact
 from evodiff_ray.evaluation.evaluator import Evaluator, Outcome, Task
 from evodiff_ray.evaluation.fitness import Fitness
-from evodiff_ray.evaluation.key import cache_key
+from evodiff_ray.evaluation.key import cache_key_function
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class CachedEvaluator(Evaluator):
         self.inner = inner
         self.cache = cache
         self.settings = settings
+        self._rkey = cache_key_function(settings)
         self.max_wait_delay_s = max_wait_delay_s
         self.reconnect_max_s = reconnect_max_s
         self._ready: list[Outcome] = []
@@ -108,7 +109,7 @@ class CachedEvaluator(Evaluator):
             return
         groups: dict[str, list[Task]] = {}
         for t in tasks:
-            rkey = cache_key(t.key, self.settings)
+            rkey = self._rkey(t.key)
             if rkey in self._followers:          # already being evaluated by this search
                 self._followers[rkey].append(t)
             elif rkey in self._waiting:          # already waiting on another search
@@ -218,7 +219,7 @@ class CachedEvaluator(Evaluator):
                 self.stats_.misses += 1
                 self.stats_.uncached += 1
                 if _cacheable(o.fitness) and len(self._backlog) < BACKLOG_LIMIT:
-                    self._backlog[cache_key(o.task.key, self.settings)] = o.fitness
+                    self._backlog[self._rkey(o.task.key)] = o.fitness
                 out.append(o)
                 continue
             with self._lock:

@@ -77,6 +77,17 @@ class LocalRedis:
         except redis.RedisError:
             return False
 
+    @classmethod
+    def running(cls, data_dir: str | Path) -> "LocalRedis | None":
+        """The server recorded in ``data_dir/server.json`` if it still answers (not owned)."""
+        info = Path(data_dir) / "server.json"
+        try:
+            port = int(json.loads(info.read_text())["port"])
+        except (ValueError, KeyError, TypeError, OSError):
+            return None
+        server = cls(data_dir, port=port)
+        return server if server._alive() else None
+
     def start(self, reuse: bool = True, timeout: float = 15.0) -> "LocalRedis":
         """Reuse the server recorded in the data dir if it answers, else start one.
 
@@ -86,15 +97,11 @@ class LocalRedis:
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         info = self.data_dir / "server.json"
-        if reuse and self.port is None and info.exists():
-            try:
-                rec = json.loads(info.read_text())
-                self.port = int(rec["port"])
-                if self._alive():
-                    return self
-            except (ValueError, KeyError, TypeError, OSError):
-                pass
-            self.port = None
+        if reuse and self.port is None:
+            found = LocalRedis.running(self.data_dir)
+            if found is not None:
+                self.port = found.port
+                return self
         binary = find_redis_server()
         self.port = self.port or free_port()
         log = self.data_dir / "redis.log"

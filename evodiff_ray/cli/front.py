@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import os
-import io
 import json
 import sys
 from typing import Any
 
 from evodiff_ray.cli import Command
 from evodiff_ray.errors import UsageError
+from evodiff_ray.table import format_table
 
 FORMATS = ("table", "json", "csv")
 
@@ -28,22 +27,13 @@ def format_front(front: dict[str, Any], fmt: str = "table") -> str:
     if fmt == "json":
         return json.dumps(front, indent=1)
     if fmt == "csv":
-        out = io.StringIO()
-        w = csv.writer(out, lineterminator="\n")
-        w.writerow(["key", "generation", *names, "node", "device"])
-        for p in points:
-            m = p.get("measured_on", {})
-            w.writerow([p["key"], p["generation"], *[repr(p["objectives"][n]) for n in names],
-                        m.get("node"), m.get("device")])
-        return out.getvalue().rstrip("\n")
+        from evodiff_ray.search.front import front_csv
+
+        return front_csv({**front, "points": points}).rstrip("\n")
     header = (f"search {front['search_id']} ({front['status']}): generation {front['generation']}, "
               f"{front['evaluations']} evaluations, {len(points)} points on the front")
-    cols = ["key", "gen", *names]
-    rows = [[p["key"][:12], str(p["generation"]), *[f"{p['objectives'][n]:.6g}" for n in names]] for p in points]
-    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
-    lines = [header, "  ".join(c.ljust(w) for c, w in zip(cols, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
-    return "\n".join(lines)
+    rows = [[p["key"][:12], p["generation"], *[f"{p['objectives'][n]:.6g}" for n in names]] for p in points]
+    return header + "\n" + format_table(["key", "gen", *names], rows)
 
 
 class FrontCommand(Command):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from evodiff_ray.cli import Command
 from evodiff_ray.errors import UsageError
@@ -107,11 +106,7 @@ def _summary(g) -> dict:
 
 
 def _table(rows: list[dict]) -> None:
-    if not rows:
-        return
-    cols = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    out = sys.stdout
-    out.write("  ".join(c.ljust(widths[c]) for c in cols) + "\n")
-    for r in rows:
-        out.write("  ".join(str(r[c]).ljust(widths[c]) for c in cols) + "\n")
+    from evodiff_ray.table import format_table
+
+    if rows:
+        print(format_table(list(rows[0]), [list(r.values()) for r in rows]))

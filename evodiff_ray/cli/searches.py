@@ -9,21 +9,15 @@ import time
 from pathlib import Path
 
 from evodiff_ray.cli import Command
+from evodiff_ray.table import format_table
 
 
 def embedded_redis_url(runs_dir: str) -> str | None:
     """URL of the embedded redis-server recorded under ``<runs_dir>/.redis`` if it still answers."""
     from evodiff_ray.cache.local_redis import LocalRedis
 
-    info = Path(runs_dir) / ".redis" / "server.json"
-    if not info.exists():
-        return None
-    try:
-        port = int(json.loads(info.read_text())["port"])
-    except (ValueError, KeyError, TypeError, OSError):
-        return None
-    server = LocalRedis(info.parent, port=port)
-    return server.url if server._alive() else None
+    server = LocalRedis.running(Path(runs_dir) / ".redis")
+    return server.url if server is not None else None
 
 
 class SearchesCommand(Command):
@@ -71,7 +65,5 @@ class SearchesCommand(Command):
                  str(r.get("front_size")),
                  time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["updated_at"])) if r.get("updated_at") else "-",
                  r.get("where", "")] for r in ordered]
-        widths = [max(len(x) for x in col) for col in zip(head, *body)]
-        for row in [head, *body]:
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+        print(format_table(head, body))
         return 0

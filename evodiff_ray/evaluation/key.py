@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Callable
 
 #: Bump when a code change alters fitness values for the same genome and settings.
 EVALUATION_CODE_VERSION = 1
@@ -25,11 +25,31 @@ def evaluation_key(candidate_key: str, settings: dict[str, Any]) -> str:
         settings: ``SearchProblem.evaluation_settings()`` plus anything else that changes
             the result (e.g. the evaluation target). Must be JSON data.
     """
-    blob = json.dumps({"candidate": candidate_key, "settings": settings, "code": EVALUATION_CODE_VERSION},
-                      sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return evaluation_key_function(settings)(candidate_key)
+
+
+def evaluation_key_function(settings: dict[str, Any]) -> Callable[[str], str]:
+    """:func:`evaluation_key` with the settings bound and serialised once (a search's hot path).
+
+    The bytes hashed are those of ``json.dumps({"candidate", "code", "settings"},
+    sort_keys=True, separators=(",", ":"))``, assembled around the settings' JSON.
+    """
+    blob = json.dumps(settings, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    code = json.dumps(EVALUATION_CODE_VERSION)
+
+    def key(candidate_key: str) -> str:
+        text = f'{{"candidate":{json.dumps(candidate_key)},"code":{code},"settings":{blob}}}'
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    return key
 
 
 def cache_key(candidate_key: str, settings: dict[str, Any]) -> str:
     """The Redis key of a fitness: ``evodiff:fit:v<schema>:<sha256>``."""
-    return f"evodiff:fit:v{CACHE_SCHEMA}:{evaluation_key(candidate_key, settings)}"
+    return cache_key_function(settings)(candidate_key)
+
+
+def cache_key_function(settings: dict[str, Any]) -> Callable[[str], str]:
+    """:func:`cache_key` with the settings bound and serialised once."""
+    key = evaluation_key_function(settings)
+    return lambda candidate_key: f"evodiff:fit:v{CACHE_SCHEMA}:{key(candidate_key)}"

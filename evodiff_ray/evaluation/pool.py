@@ -50,6 +50,13 @@ def _ray():
 # ------------------------------------------------------------------------------------ connection
 
 
+def local_cpus(config) -> int | None:
+    """CPUs for a new local runtime: enough for ``workers`` actors (None: Ray's default)."""
+    if config.address is not None or config.workers is None:
+        return None
+    return max(os.cpu_count() or 1, math.ceil(config.workers * config.actor.num_cpus))
+
+
 def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     """Attach to Ray: the running runtime, a cluster, or a new local one.
 
@@ -253,10 +260,7 @@ class EvaluatorPool(Evaluator):
     def from_config(cls, config, objective_names: Sequence[str] = ()) -> "EvaluatorPool":
         """Connect to Ray as ``config.address`` says and start ``config.workers`` actors."""
         workers = config.workers
-        local_cpus = None
-        if config.address is None and workers is not None:
-            local_cpus = max(os.cpu_count() or 1, math.ceil(workers * config.actor.num_cpus))
-        owns = connect(config.address, num_cpus=local_cpus)
+        owns = connect(config.address, num_cpus=local_cpus(config))
         try:
             return cls(
                 config.problem, config.problem_options, workers,

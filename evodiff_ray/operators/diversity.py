@@ -22,7 +22,10 @@ def _features(g: Genome) -> Counter:
 
 def genome_distance(a: Genome, b: Genome) -> float:
     """Jaccard distance of the two genomes' token bags, in [0, 1] (0 = same architecture)."""
-    fa, fb = _features(a), _features(b)
+    return _jaccard(_features(a), _features(b))
+
+
+def _jaccard(fa: Counter, fb: Counter) -> float:
     inter = sum((fa & fb).values())
     union = sum((fa | fb).values())
     return 0.0 if union == 0 else 1.0 - inter / union
@@ -39,4 +42,5 @@ def diversity(genomes: list[Genome], max_pairs: int = 2000) -> float:
         return 0.0
     step = max(1, len(pairs) // max_pairs)
     chosen = pairs[::step]
-    return sum(genome_distance(genomes[i], genomes[j]) for i, j in chosen) / len(chosen)
+    feats = [_features(g) for g in genomes]
+    return sum(_jaccard(feats[i], feats[j]) for i, j in chosen) / len(chosen)

@@ -106,15 +106,9 @@ def plan_hardware_target(config) -> bool:
 
     owns = False
     if config.backend == "ray":
-        import math
-        import os
+        from evodiff_ray.evaluation.pool import connect, local_cpus
 
-        from evodiff_ray.evaluation.pool import connect
-
-        cpus = None
-        if config.address is None and config.workers is not None:
-            cpus = max(os.cpu_count() or 1, math.ceil(config.workers * config.actor.num_cpus))
-        owns = connect(config.address, num_cpus=cpus)
+        owns = connect(config.address, num_cpus=local_cpus(config))
         import ray
 
         nodes = ray.nodes()

@@ -143,6 +143,24 @@ def front_json(
     }
 
 
+def front_csv(front: dict[str, Any]) -> str:
+    """The front's points as CSV: key, generation, one column per objective, node, device.
+
+    Which objectives were predicted is in the front JSON's ``measured_on``."""
+    import csv
+    import io
+
+    names = front.get("objectives", [])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["key", "generation", *names, "node", "device"])
+    for p in front.get("points", []):
+        m = p.get("measured_on") or {}
+        w.writerow([p["key"], p.get("generation", ""), *[repr(p["objectives"].get(n)) for n in names],
+                    m.get("node"), m.get("device")])
+    return buf.getvalue()
+
+
 class FrontStore(ABC):
     """Where the live front of each search is published and read."""
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from evodiff_ray.cache.redis_cache import redact
 from evodiff_ray.search.front import FileFrontStore, FrontStore
 from evodiff_ray.search.tracker import Tracker
 
@@ -30,6 +31,8 @@ class Services:
     front_store: FrontStore | None = None
     trackers: list[Tracker] = field(default_factory=list)
     redis_url: str | None = None
+    cache: object | None = None              # the FitnessCache, when caching
+    settings: dict = field(default_factory=dict)  # the problem's evaluation settings, computed once
     notes: list[str] = field(default_factory=list)
     closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -55,7 +58,7 @@ def search_services(config, problem) -> Iterator[Services]:
         UsageError: redis-server is needed and not installed (the message names
             ``--no-cache``).
     """
-    services = Services(front_store=FileFrontStore(config.runs_dir))
+    services = Services(front_store=FileFrontStore(config.runs_dir), settings=dict(problem.evaluation_settings()))
     server = None
     try:
         if not config.no_cache:
@@ -67,7 +70,7 @@ def search_services(config, problem) -> Iterator[Services]:
                 url = server.url
                 services.notes.append(f"fitness cache: embedded redis-server on 127.0.0.1:{server.port} "
                                       f"(AOF in {server.data_dir})")
-            _attach_cache(services, url, config, problem)
+            _attach_cache(services, url, config)
         if problem.name == "diffusion":
             from evodiff_ray.hardware.calibration import CalibrationTracker
 
@@ -76,9 +79,9 @@ def search_services(config, problem) -> Iterator[Services]:
             from evodiff_ray.tracking.mlflow_tracker import MlflowTracker, resolve_tracking_uri
 
             uri = resolve_tracking_uri(config.tracking_uri, config.runs_dir)
-            services.trackers.append(MlflowTracker(uri, experiment=config.experiment,
+            services.trackers.append(MlflowTracker(uri, experiment=config.experiment, settings=services.settings,
                                                    baseline=_baseline(services, problem)))
-            services.notes.append(f"tracking: MLflow at {_redacted(uri)}")
+            services.notes.append(f"tracking: MLflow at {redact(uri)}")
         yield services
     finally:
         services.close()
@@ -86,21 +89,19 @@ def search_services(config, problem) -> Iterator[Services]:
             server.stop()
 
 
-def _attach_cache(services: Services, url: str, config, problem) -> None:
+def _attach_cache(services: Services, url: str, config) -> None:
     import redis
 
     from evodiff_ray.cache import CachedEvaluator, FitnessCache, RedisFrontStore
-    from evodiff_ray.cache.redis_cache import redact
 
-    settings = cache_settings(config, problem)
     cache = FitnessCache(url)
     try:
         cache.ping()
     except redis.RedisError as e:
         log.warning("Redis at %s is unreachable (%s); starting uncached and retrying", redact(url),
                     type(e).__name__)
-    services.redis_url = url
-    services.wrap_evaluator = lambda inner: CachedEvaluator(inner, cache, settings)
+    services.redis_url, services.cache = url, cache
+    services.wrap_evaluator = lambda inner: CachedEvaluator(inner, cache, services.settings)
     store = RedisFrontStore(url, inner=services.front_store)
     services.front_store = store
     services.closers += [cache.close, store.client.close]
@@ -108,32 +109,15 @@ def _attach_cache(services: Services, url: str, config, problem) -> None:
         services.notes.append(f"fitness cache and live front: {redact(url)}")
 
 
-def cache_settings(config, problem) -> dict:
-    """What joins the candidate key in the cache: the problem's evaluation settings."""
-    return dict(problem.evaluation_settings())
-
-
 def _baseline(services: Services, problem) -> dict | None:
     """The reference UNet's objectives, when the cache holds them for these settings."""
-    if services.wrap_evaluator is None or problem.name != "diffusion":
+    if services.cache is None or problem.name != "diffusion":
         return None
     try:
-        from evodiff_ray.cache import FitnessCache
         from evodiff_ray.evaluation.key import cache_key
         from evodiff_ray.problems.diffusion import baseline_genome
 
-        g = baseline_genome()
-        cache = FitnessCache(services.redis_url)
-        try:
-            fit = cache.get_many([cache_key(problem.key(g), problem.evaluation_settings())])[0]
-        finally:
-            cache.close()
+        fit = services.cache.get_many([cache_key(problem.key(baseline_genome()), services.settings)])[0]
     except Exception:  # noqa: BLE001 - the mark on a plot is optional
         return None
     return dict(fit.objectives) if fit is not None and fit.feasible else None
-
-
-def _redacted(uri: str) -> str:
-    from evodiff_ray.cache.redis_cache import redact
-
-    return redact(uri)

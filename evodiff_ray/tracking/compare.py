@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 from evodiff_ray.errors import UsageError
 from evodiff_ray.search.front import hypervolume
+from evodiff_ray.table import format_table
 
 
 def _points(front: dict[str, Any], names: Sequence[str]) -> list[list[float]]:
@@ -66,8 +67,7 @@ def format_comparison(cmp: dict[str, Any]) -> str:
     body = [[r["search_id"], str(r["status"]), str(r["evaluations"]), f"{r['hypervolume']:.6g}",
              str(r["front_size"]), *[("-" if r["best"][n] is None else f"{r['best'][n]:.5g}") for n in names]]
             for r in cmp["rows"]]
-    widths = [max(len(x) for x in col) for col in zip(head, *body)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in [head, *body]]
+    lines = [format_table(head, body)]
     lines.append("hypervolume reference point: " + ", ".join(f"{n}={v:.5g}" for n, v in zip(names, cmp["reference_point"])))
     return "\n".join(lines)
 

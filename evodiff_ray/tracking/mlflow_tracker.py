@@ -15,7 +15,6 @@ dir keeps everything (front, history, checkpoint).
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import math
@@ -27,6 +26,7 @@ from typing import Any
 
 from evodiff_ray import __version__
 from evodiff_ray.cache.redis_cache import redact
+from evodiff_ray.search.front import front_csv
 from evodiff_ray.search.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -69,18 +69,6 @@ def git_commit() -> str | None:
     return r.stdout.strip() if r.returncode == 0 else None
 
 
-def front_csv(front: dict[str, Any]) -> str:
-    """The front's points as CSV: key, generation, objectives, predicted flags."""
-    names = front.get("objectives", [])
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["key", "generation", *names, "predicted"])
-    for p in front.get("points", []):
-        w.writerow([p["key"], p.get("generation", ""), *[p["objectives"].get(n) for n in names],
-                    ";".join((p.get("measured_on") or {}).get("predicted", []))])
-    return buf.getvalue()
-
-
 class MlflowTracker(Tracker):
     """Tracks a search in MLflow.
 
@@ -89,14 +77,18 @@ class MlflowTracker(Tracker):
         experiment: experiment name; None = ``evodiff-<problem>[-<dataset>]``.
         artifact_interval_s: least seconds between artifact uploads while running.
         baseline: objective values of the reference UNet, marked on the Pareto plot.
+        settings: the problem's evaluation settings; their dataset digest is logged as
+            the run's input.
     """
 
     def __init__(self, tracking_uri: str | None = None, experiment: str | None = None,
-                 artifact_interval_s: float = 30.0, baseline: dict[str, float] | None = None):
+                 artifact_interval_s: float = 30.0, baseline: dict[str, float] | None = None,
+                 settings: dict[str, Any] | None = None):
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.artifact_interval_s = artifact_interval_s
         self.baseline = baseline
+        self.settings = settings or {}
         self.client = None
         self.run_id: str | None = None
         self.run_dir: Path | None = None
@@ -145,8 +137,7 @@ class MlflowTracker(Tracker):
 
         uri = resolve_tracking_uri(self.tracking_uri or config.tracking_uri, config.runs_dir)
         self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        settings = _settings(config)
-        digest = _dataset_digest(settings)
+        digest = _dataset_digest(self.settings)
         name = self.experiment or f"evodiff-{config.problem}" + (f"-{digest[:8]}" if digest else "")
         exp = self.client.get_experiment_by_name(name)
         exp_id = exp.experiment_id if exp else self.client.create_experiment(name)
@@ -253,16 +244,6 @@ def _candidate_row(r: dict[str, Any]) -> dict[str, Any]:
     return {"key": r["key"], "generation": r.get("generation"), "parents": r.get("parents"),
             "source": r.get("source"), "objectives": fit["objectives"], "feasible": fit["feasible"],
             "reason": fit.get("reason"), "measured_on": fit.get("measured_on")}
-
-
-def _settings(config) -> dict[str, Any]:
-    """The problem's evaluation settings (dataset digest etc.); {} if it cannot be built."""
-    try:
-        from evodiff_ray.problems import make_problem
-
-        return dict(make_problem(config.problem, config.problem_options).evaluation_settings())
-    except Exception:  # noqa: BLE001 - optional information
-        return {}
 
 
 def _dataset_digest(settings: dict[str, Any]) -> str | None:

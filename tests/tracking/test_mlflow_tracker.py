@@ -66,10 +66,11 @@ def test_diffusion_search_records_the_dataset_digest_as_an_input(runs_dir, tmp_p
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     config = load_config(overrides={"problem": "diffusion", "search_id": "d1", "runs_dir": str(runs_dir),
                                     "tracking_uri": uri, "fidelity": "quick"})
-    tracker = MlflowTracker(uri)
+    problem = make_problem("diffusion", config.problem_options)
+    tracker = MlflowTracker(uri, settings=problem.evaluation_settings())
     tracker.on_start(config, runs_dir / "d1", resumed=False)
     assert not tracker.disabled
-    digest = make_problem("diffusion", config.problem_options).dataset_digest()
+    digest = problem.dataset_digest()
     run = MlflowClient(tracking_uri=uri).get_run(tracker.run_id)
     assert run.data.tags["dataset_digest"] == digest
     assert [d.dataset.digest for d in run.inputs.dataset_inputs] == [digest[:36]]
