@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from evodiff_ray.cache import CachedEvaluator, FitnessCache, LocalRedis
-from evodiff_ray.evaluation.evaluator import LocalEvaluator, Task
-from evodiff_ray.evaluation.key import cache_key
+from evodiff_ray.core.evaluator import Task
+from evodiff_ray.evaluation.local import LocalEvaluator
+from evodiff_ray.core.key import cache_key
 from evodiff_ray.problems import make_problem
 
 

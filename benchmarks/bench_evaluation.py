@@ -1,7 +1,7 @@
 """How long does a real candidate evaluation take, and does ``quick`` rank like 4x the budget?
 
 Three questions, one torch thread per evaluation, ``--jobs`` evaluations in parallel
-processes (each keeps a warm DiffusionEvaluator):
+processes (each keeps a warm DiffusionBench):
 
 1. seconds per candidate at ``quick`` for the reference UNet and for small and large
    sampled genomes (goal: <= 30 s on one core for the reference);
@@ -34,11 +34,11 @@ _EVALUATOR = None
 def _init_worker(fd_samples):
     import torch
 
-    from evodiff_ray.evaluation.evaluate import DiffusionEvaluator
+    from evodiff_ray.problems.diffusion.bench import DiffusionBench
 
     global _EVALUATOR
     torch.set_num_threads(1)
-    _EVALUATOR = DiffusionEvaluator("digits", threads=1, time_limit_s=None, fd_samples=fd_samples)
+    _EVALUATOR = DiffusionBench("digits", threads=1, time_limit_s=None, fd_samples=fd_samples)
 
 
 def _evaluate(label: str, genome_json: str, fidelity: dict) -> tuple[str, dict]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -107,7 +107,7 @@ class SearchConfig:
 
     def write(self, path: Path) -> None:
         """Write :meth:`to_dict` as JSON, atomically."""
-        from evodiff_ray.search.front import atomic_write_text
+        from evodiff_ray.core.front import atomic_write_text
 
         atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 

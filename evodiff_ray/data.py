@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DEFAULT_HELDOUT_FRACTION = 0.2

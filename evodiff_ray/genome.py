@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 
 KINDS = ("attention", "conv", "residual", "norm", "activation")
 SIDES = ("down", "mid", "up")

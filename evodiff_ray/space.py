@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from evodiff_ray.cost import estimate
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 from evodiff_ray.genome import ACTIVATIONS, KERNELS, KINDS, MAX_LEVELS, Genome
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from evodiff_ray.config import PRESETS, SearchConfig, from_dict, load_config, resume_config
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 
 
 def write(tmp_path, text):

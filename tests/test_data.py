@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from evodiff_ray.data import DatasetError, load_dataset
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 
 PIL = pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from evodiff_ray.cost import estimate
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 from evodiff_ray.genome import Genome
 from evodiff_ray.operators import sample_population
 from evodiff_ray.space import ComplexitySchedule, SearchSpace

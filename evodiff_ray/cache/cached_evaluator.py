@@ -18,10 +18,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from evodiff_ray.cache.redis_cache import FitnessCache, redact
-from evodiff_ray.evaluation.evaluator import Evaluator, Outcome, Task
-from evodiff_ray.evaluation.fitness import Fitness
-from evodiff_ray.evaluation.key import cache_key_function
+from evodiff_ray.cache.redis_cache import FitnessCache
+from evodiff_ray.core.urls import redact
+from evodiff_ray.core.evaluator import Evaluator, Outcome, Task
+from evodiff_ray.core.fitness import Fitness
+from evodiff_ray.core.key import cache_key_function
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class CachedEvaluator(Evaluator):
         inner: the evaluator doing real work (Ray pool or in-process).
         cache: the Redis fitness cache.
         settings: evaluation settings joining the candidate key (see
-            :func:`evodiff_ray.evaluation.key.cache_key`).
+            :func:`evodiff_ray.core.key.cache_key`).
         max_wait_delay_s: longest pause between checks on another search's claim.
         reconnect_max_s: longest pause between reconnection attempts while Redis is down.
     """

@@ -2,7 +2,7 @@
 
 Keys: ``evodiff:search:<id>:front`` (front JSON, DESIGN §4), ``evodiff:search:<id>:status``
 and the sorted set ``evodiff:searches`` (search ids by last update time). The run dir's
-``front.json`` is still written by the :class:`~evodiff_ray.search.front.FileFrontStore`
+``front.json`` is still written by the :class:`~evodiff_ray.core.front.FileFrontStore`
 that this store wraps, so losing Redis loses nothing.
 """
 
@@ -13,8 +13,9 @@ import logging
 import time
 from typing import Any
 
-from evodiff_ray.cache.redis_cache import redact
-from evodiff_ray.search.front import FrontStore, validate_front
+from evodiff_ray.core.errors import UsageError
+from evodiff_ray.core.front import FileFrontStore, FrontStore, validate_front
+from evodiff_ray.core.urls import redact
 
 log = logging.getLogger(__name__)
 SEARCHES = "evodiff:searches"
@@ -91,3 +92,31 @@ class RedisFrontStore(FrontStore):
     def latest(self) -> str | None:
         ids = self.client.zrevrange(SEARCHES, 0, 0)
         return ids[0].decode() if ids else None
+
+
+def read_front(search_id: str, runs_dir: str, redis_url: str | None = None) -> dict:
+    """A search's front from Redis (when a URL is given) or from its run dir.
+
+    Raises:
+        UsageError: the search is unknown or its front unreadable, naming where it looked.
+    """
+    if redis_url:
+        import redis
+
+        try:
+            front = RedisFrontStore(redis_url).read(search_id)
+        except redis.RedisError as e:
+            raise UsageError(f"cannot read from Redis at {redact(redis_url)} ({type(e).__name__}); "
+                             "check --redis-url") from None
+        except ValueError as e:
+            raise UsageError(f"search {search_id!r} has a malformed front in Redis ({e})") from None
+        if front is not None:
+            return front
+    try:
+        front = FileFrontStore(runs_dir).read(search_id)
+    except (ValueError, OSError) as e:
+        raise UsageError(f"search {search_id!r}: unreadable front.json ({e})") from None
+    if front is None:
+        raise UsageError(f"no search {search_id!r} in {runs_dir}/" + (" (nor in Redis)" if redis_url else "") + "; "
+                         "list them with 'evodiff-ray searches' or pass --runs-dir")
+    return validate_front(front)

@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from evodiff_ray.errors import RuntimeFailure, UsageError
+from evodiff_ray.core.errors import RuntimeFailure, UsageError
 
 INSTALL_HINT = ("install it (Debian/Ubuntu: 'apt-get install redis-server'; macOS: 'brew install redis') "
                 "or run without the cache: --no-cache")

@@ -1,6 +1,6 @@
 """FitnessCache: Fitness records in Redis as JSON, with in-flight claims.
 
-Values live under ``evodiff:fit:v<schema>:<sha256>`` (see :mod:`evodiff_ray.evaluation.key`)
+Values live under ``evodiff:fit:v<schema>:<sha256>`` (see :mod:`evodiff_ray.core.key`)
 and are validated on read; a corrupt or foreign-schema entry is logged once and treated
 as a miss, so a fresh evaluation overwrites it. Nothing is ever unpickled.
 
@@ -16,7 +16,7 @@ import logging
 import uuid
 from typing import Sequence
 
-from evodiff_ray.evaluation.fitness import Fitness, FitnessFormatError
+from evodiff_ray.core.fitness import Fitness, FitnessFormatError
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +38,6 @@ return 0
 def claim_key(rkey: str) -> str:
     """The claim key that goes with a fitness key."""
     return rkey.replace("evodiff:fit:", "evodiff:claim:", 1)
-
-
-def redact(url: str) -> str:
-    """A Redis URL with its password replaced by ``***`` (for messages and tracking)."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0] if ":" in creds else ""
-    return f"{scheme}://{user}:***@{host}"
 
 
 class FitnessCache:

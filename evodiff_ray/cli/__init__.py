@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from evodiff_ray.errors import RuntimeFailure, UsageError
+from evodiff_ray.core.errors import RuntimeFailure, UsageError
 
 #: subcommand name -> (module, class, one-line help). Explicit, never discovered.
 COMMANDS: dict[str, tuple[str, str, str]] = {

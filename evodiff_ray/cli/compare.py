@@ -6,41 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from evodiff_ray.cache.front_store import read_front
 from evodiff_ray.cli import Command
-from evodiff_ray.errors import UsageError
-
-
-def read_front(search_id: str, runs_dir: str, redis_url: str | None = None) -> dict:
-    """A search's front from Redis (when a URL is given) or from its run dir.
-
-    Raises:
-        UsageError: the search is unknown or its front unreadable, naming where it looked.
-    """
-    from evodiff_ray.search.front import FileFrontStore, validate_front
-
-    if redis_url:
-        import redis
-
-        from evodiff_ray.cache.front_store import RedisFrontStore
-        from evodiff_ray.cache.redis_cache import redact
-
-        try:
-            front = RedisFrontStore(redis_url).read(search_id)
-        except redis.RedisError as e:
-            raise UsageError(f"cannot read from Redis at {redact(redis_url)} ({type(e).__name__}); "
-                             "check --redis-url") from None
-        except ValueError as e:
-            raise UsageError(f"search {search_id!r} has a malformed front in Redis ({e})") from None
-        if front is not None:
-            return front
-    try:
-        front = FileFrontStore(runs_dir).read(search_id)
-    except (ValueError, OSError) as e:
-        raise UsageError(f"search {search_id!r}: unreadable front.json ({e})") from None
-    if front is None:
-        raise UsageError(f"no search {search_id!r} in {runs_dir}/" + (" (nor in Redis)" if redis_url else "") + "; "
-                         "list them with 'evodiff-ray searches' or pass --runs-dir")
-    return validate_front(front)
+from evodiff_ray.core.errors import UsageError
 
 
 class CompareCommand(Command):

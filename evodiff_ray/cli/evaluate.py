@@ -13,7 +13,7 @@ import json
 import sys
 
 from evodiff_ray.cli import Command
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 
 
 def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,11 +32,11 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
 
 def evaluate_and_print(genome, args: argparse.Namespace) -> int:
     """Evaluate ``genome`` with the flags of :func:`add_evaluation_arguments` and print the Fitness."""
-    from evodiff_ray.evaluation.evaluate import DiffusionEvaluator, stderr_progress
+    from evodiff_ray.problems.diffusion.bench import DiffusionBench, stderr_progress
 
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads {args.threads}: use a positive integer")
-    evaluator = DiffusionEvaluator(
+    evaluator = DiffusionBench(
         args.dataset, device=args.device, resolution=args.resolution, seed=args.seed,
         time_limit_s=args.time_limit, threads=args.threads, progress=stderr_progress,
     )

@@ -9,8 +9,8 @@ import sys
 from typing import Any
 
 from evodiff_ray.cli import Command
-from evodiff_ray.errors import UsageError
-from evodiff_ray.table import format_table
+from evodiff_ray.core.errors import UsageError
+from evodiff_ray.core.table import format_table
 
 FORMATS = ("table", "json", "csv")
 
@@ -27,7 +27,7 @@ def format_front(front: dict[str, Any], fmt: str = "table") -> str:
     if fmt == "json":
         return json.dumps(front, indent=1)
     if fmt == "csv":
-        from evodiff_ray.search.front import front_csv
+        from evodiff_ray.core.front import front_csv
 
         return front_csv({**front, "points": points}).rstrip("\n")
     header = (f"search {front['search_id']} ({front['status']}): generation {front['generation']}, "
@@ -51,8 +51,8 @@ class FrontCommand(Command):
                                  "default EVODIFF_REDIS_URL, else the run dir")
 
     def run(self, args: argparse.Namespace) -> int:
-        from evodiff_ray.cli.compare import read_front
-        from evodiff_ray.search.front import FileFrontStore
+        from evodiff_ray.cache.front_store import read_front
+        from evodiff_ray.core.front import FileFrontStore
 
         search_id = args.search_id
         if search_id is None and args.redis_url:
@@ -69,7 +69,7 @@ def _latest_in_redis(url: str) -> str | None:
     import redis
 
     from evodiff_ray.cache.front_store import RedisFrontStore
-    from evodiff_ray.cache.redis_cache import redact
+    from evodiff_ray.core.urls import redact
 
     try:
         return RedisFrontStore(url).latest()

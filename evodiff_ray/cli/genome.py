@@ -6,7 +6,7 @@ import argparse
 import json
 
 from evodiff_ray.cli import Command
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 
 
 def _positive(v: str) -> int:
@@ -106,7 +106,7 @@ def _summary(g) -> dict:
 
 
 def _table(rows: list[dict]) -> None:
-    from evodiff_ray.table import format_table
+    from evodiff_ray.core.table import format_table
 
     if rows:
         print(format_table(list(rows[0]), [list(r.values()) for r in rows]))

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from evodiff_ray.cli import Command
-from evodiff_ray.errors import UsageError
-from evodiff_ray.search.tracker import Tracker
+from evodiff_ray.core.errors import UsageError
+from evodiff_ray.core.tracker import Tracker
 
 
 class ProgressPrinter(Tracker):

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from evodiff_ray.cli import Command
-from evodiff_ray.table import format_table
+from evodiff_ray.core.table import format_table
 
 
 def embedded_redis_url(runs_dir: str) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 
 
 @dataclass(frozen=True)

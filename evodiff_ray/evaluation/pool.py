@@ -31,10 +31,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from evodiff_ray.errors import RuntimeFailure, UsageError
-from evodiff_ray.evaluation.evaluator import Evaluator, Outcome, Task, evaluate_safely
-from evodiff_ray.evaluation.fitness import Fitness, FitnessFormatError
-from evodiff_ray.search.tracker import Tracker
+from evodiff_ray.core.errors import RuntimeFailure, UsageError
+from evodiff_ray.core.evaluator import Evaluator, Outcome, Task
+from evodiff_ray.evaluation.local import evaluate_safely
+from evodiff_ray.core.fitness import Fitness, FitnessFormatError
+from evodiff_ray.core.tracker import Tracker
 
 log = logging.getLogger(__name__)
 

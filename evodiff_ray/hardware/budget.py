@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 from evodiff_ray.hardware.chips import ChipProfile, get_chip
 
 DEFAULT_USABLE_FRACTION = 0.75

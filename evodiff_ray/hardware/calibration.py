@@ -14,8 +14,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from evodiff_ray.errors import UsageError
-from evodiff_ray.search.tracker import Tracker
+from evodiff_ray.core.errors import UsageError
+from evodiff_ray.core.tracker import Tracker
 
 log = logging.getLogger(__name__)
 CALIBRATION_FILE = "predictor_calibration.json"
@@ -105,6 +105,6 @@ class CalibrationTracker(Tracker):
             log.warning("predictor calibration skipped: %s", e)
             return
         if data is not None:
-            from evodiff_ray.search.front import atomic_write_text
+            from evodiff_ray.core.front import atomic_write_text
 
             atomic_write_text(Path(result.run_dir) / CALIBRATION_FILE, json.dumps(data, indent=1) + "\n")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 
 FAMILIES = ("M1", "M2", "M3", "M4")
 TIERS = ("base", "pro", "max", "ultra")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 
 #: the environment variable that turns on PyTorch's silent CPU fallback for MPS
 MPS_FALLBACK_ENV = "PYTORCH_ENABLE_MPS_FALLBACK"

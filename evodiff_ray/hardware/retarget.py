@@ -1,6 +1,6 @@
 """Fitness for a target chip: predicted device objectives, labelled, and the memory budget.
 
-Pure functions on :class:`~evodiff_ray.evaluation.fitness.Fitness` records, for the
+Pure functions on :class:`~evodiff_ray.core.fitness.Fitness` records, for the
 diffusion problem to call (it owns *when*; this module owns *what*):
 
 * :func:`precheck_memory` before training: a candidate whose predicted peak is over
@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from evodiff_ray.evaluation.fitness import Fitness
+from evodiff_ray.core.fitness import Fitness
 from evodiff_ray.genome import Genome
 from evodiff_ray.hardware.budget import CONSTRAINT_NAME, memory_constraint, over_budget_reason
 from evodiff_ray.hardware.predict import Predictor

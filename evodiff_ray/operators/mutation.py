@@ -15,7 +15,7 @@ import numpy as np
 from pymoo.core.mutation import Mutation
 
 from evodiff_ray.cost import dominant_layer
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 from evodiff_ray.genome import Genome
 from evodiff_ray.operators.repair import repair, to_draft
 from evodiff_ray.operators.sampling import choice, random_kind, random_layer

@@ -13,10 +13,10 @@ import importlib
 import inspect
 from typing import Any, Callable
 
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 from evodiff_ray.problems.base import SearchProblem
 
-__all__ = ["PROBLEMS", "SearchProblem", "make_problem", "problem_names", "resolve_factory"]
+__all__ = ["PROBLEMS", "SearchProblem", "make_problem", "problem_class", "problem_names", "resolve_factory"]
 
 #: problem name -> "module:factory". Explicit, never discovered.
 PROBLEMS: dict[str, str] = {
@@ -69,6 +69,21 @@ def resolve_factory(name: str) -> Callable[..., SearchProblem]:
     if factory is None or not callable(factory):
         raise UsageError(f"problem {name!r}: module {module_name!r} has no callable {attr!r}")
     return factory
+
+
+def problem_class(name: str) -> type[SearchProblem]:
+    """The class that describes a problem (presets, config options, target options).
+
+    A factory that is a :class:`SearchProblem` subclass describes itself; a plain function
+    factory gets :class:`SearchProblem`'s generic description.
+
+    Raises:
+        UsageError: as :func:`resolve_factory`.
+    """
+    factory = resolve_factory(name)
+    if inspect.isclass(factory) and issubclass(factory, SearchProblem):
+        return factory
+    return SearchProblem
 
 
 def make_problem(name: str, options: dict[str, Any] | None = None) -> SearchProblem:

@@ -1,15 +1,21 @@
-"""SearchProblem: the plug-in interface the engine searches over."""
+"""SearchProblem: the plug-in interface the engine searches over.
+
+A problem describes itself, so generic code (config, search, tracking) never tests a
+problem's name: its presets, which config fields it takes as options, its baseline
+candidate, the evaluation settings that join the cache key, extra trackers, and what a
+hardware-target plan means for it. Adding a problem touches only ``problems/``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from evodiff_ray.evaluation.fitness import Fitness
+from evodiff_ray.core.fitness import Fitness
 
 
 class SearchProblem(ABC):
@@ -29,6 +35,24 @@ class SearchProblem(ABC):
     objective_names: tuple[str, ...] = ()
     #: constraint names, in the order of pymoo's G columns (``<= 0`` is satisfied)
     constraint_names: tuple[str, ...] = ()
+    #: named starting points (SearchConfig fields), overridden field by field by a TOML
+    #: file and CLI flags. These suit problems whose evaluations cost milliseconds.
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        # a smoke run: seconds on a laptop
+        "quick": {"pop_size": 16, "generations": 5},
+        # NSGA-II's usual population, enough generations to converge on ZDT
+        "standard": {"pop_size": 64, "generations": 50},
+    }
+    #: SearchConfig fields this problem takes as options of the same name (e.g. ``fidelity``,
+    #: ``target``); the config carries them into ``problem_options``. A field that is set
+    #: but not listed here is a usage error.
+    config_options: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def target_options(cls, plan: dict[str, Any]) -> dict[str, Any]:
+        """Problem options implied by a hardware-target plan
+        (:func:`evodiff_ray.hardware.targets.plan_target`); none by default."""
+        return {}
 
     @abstractmethod
     def pymoo_problem(self):
@@ -75,6 +99,14 @@ class SearchProblem(ABC):
         d = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
         n = len(X)
         return float(d.sum() / (n * (n - 1)) / np.sqrt(X.shape[1]))
+
+    def baseline(self) -> Any | None:
+        """The hand-designed reference candidate that results are compared with, or None."""
+        return None
+
+    def trackers(self) -> list:
+        """Extra :class:`~evodiff_ray.core.tracker.Tracker` objects a search of this problem adds."""
+        return []
 
     def setup(self) -> None:
         """Load warm state (called once per evaluator actor before the first evaluation)."""

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from evodiff_ray.errors import UsageError
-from evodiff_ray.evaluation.fitness import Fitness
+from evodiff_ray.core.errors import UsageError
+from evodiff_ray.core.fitness import Fitness
 from evodiff_ray.problems.base import SearchProblem
 
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from evodiff_ray.errors import UsageError
-from evodiff_ray.evaluation.evaluator import Evaluator, LocalEvaluator
+from evodiff_ray.core.errors import UsageError
+from evodiff_ray.core.evaluator import Evaluator
+from evodiff_ray.evaluation.local import LocalEvaluator
 from evodiff_ray.search.async_loop import run_async
 from evodiff_ray.search.checkpoint import Checkpoint
-from evodiff_ray.search.front import FileFrontStore, FrontStore
+from evodiff_ray.core.front import FileFrontStore, FrontStore
 from evodiff_ray.search.loop import SearchRun, run_generational
 from evodiff_ray.search.result import SearchResult
-from evodiff_ray.search.tracker import CallbackTracker, Tracker
+from evodiff_ray.core.tracker import CallbackTracker, Tracker
 
 __all__ = ["search", "SearchResult", "Tracker", "CallbackTracker", "FrontStore", "FileFrontStore",
            "build_evaluator"]

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from evodiff_ray.evaluation.fitness import Fitness
+from evodiff_ray.core.fitness import Fitness
 
 #: objective value given to failed or non-finite objectives
 PENALTY = 1e12

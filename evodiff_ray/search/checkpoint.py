@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evodiff_ray.errors import RuntimeFailure
-from evodiff_ray.search.front import atomic_write_text
+from evodiff_ray.core.errors import RuntimeFailure
+from evodiff_ray.core.front import atomic_write_text
 
 CHECKPOINT_SCHEMA = 1
 MANIFEST = "manifest.json"

@@ -13,12 +13,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from evodiff_ray.errors import RuntimeFailure, UsageError
-from evodiff_ray.evaluation.evaluator import Evaluator, Outcome, Task
-from evodiff_ray.evaluation.fitness import Fitness, FitnessFormatError
+from evodiff_ray.core.errors import RuntimeFailure, UsageError
+from evodiff_ray.core.evaluator import Evaluator, Outcome, Task
+from evodiff_ray.core.fitness import Fitness, FitnessFormatError
 from evodiff_ray.search import algorithm as nsga
 from evodiff_ray.search.checkpoint import Checkpoint, CheckpointState
-from evodiff_ray.search.front import (
+from evodiff_ray.core.front import (
     FrontStore,
     atomic_write_text,
     derive_reference_point,
@@ -27,7 +27,7 @@ from evodiff_ray.search.front import (
     hypervolume,
 )
 from evodiff_ray.search.result import SearchResult
-from evodiff_ray.search.tracker import Tracker
+from evodiff_ray.core.tracker import Tracker
 
 HISTORY_FILE = "history.json"
 #: history fields that depend only on the seed and the fitness values (equal after a resume)
@@ -49,7 +49,7 @@ class SearchRun:
     Args:
         config: the resolved :class:`~evodiff_ray.config.SearchConfig`.
         problem: the driver's :class:`~evodiff_ray.problems.base.SearchProblem`.
-        evaluator: any :class:`~evodiff_ray.evaluation.evaluator.Evaluator`.
+        evaluator: any :class:`~evodiff_ray.core.evaluator.Evaluator`.
         front_store: where the live front is published.
         trackers: receive start, per-batch stats and the result.
         checkpoint: the event log in the run dir.

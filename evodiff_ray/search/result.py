@@ -58,7 +58,7 @@ class SearchResult:
         """
         import numpy as np
 
-        from evodiff_ray.search.front import front_of
+        from evodiff_ray.core.front import front_of
 
         by_key = {r["key"]: r for r in self.records}
         members = [by_key[k] for k in self.population if k in by_key]

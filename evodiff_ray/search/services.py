@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from evodiff_ray.cache.redis_cache import redact
-from evodiff_ray.search.front import FileFrontStore, FrontStore
-from evodiff_ray.search.tracker import Tracker
+from evodiff_ray.core.urls import redact
+from evodiff_ray.core.front import FileFrontStore, FrontStore
+from evodiff_ray.core.tracker import Tracker
 
 log = logging.getLogger(__name__)
 REDIS_DIR = ".redis"
@@ -114,7 +114,7 @@ def _baseline(services: Services, problem) -> dict | None:
     if services.cache is None or problem.name != "diffusion":
         return None
     try:
-        from evodiff_ray.evaluation.key import cache_key
+        from evodiff_ray.core.key import cache_key
         from evodiff_ray.problems.diffusion import baseline_genome
 
         fit = services.cache.get_many([cache_key(problem.key(baseline_genome()), services.settings)])[0]

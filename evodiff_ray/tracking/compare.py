@@ -6,9 +6,9 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from evodiff_ray.errors import UsageError
-from evodiff_ray.search.front import hypervolume
-from evodiff_ray.table import format_table
+from evodiff_ray.core.errors import UsageError
+from evodiff_ray.core.front import hypervolume
+from evodiff_ray.core.table import format_table
 
 
 def _points(front: dict[str, Any], names: Sequence[str]) -> list[list[float]]:

@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evodiff_ray import __version__
-from evodiff_ray.cache.redis_cache import redact
-from evodiff_ray.search.front import front_csv
-from evodiff_ray.search.tracker import Tracker
+from evodiff_ray.core.version import __version__
+from evodiff_ray.core.urls import redact
+from evodiff_ray.core.front import front_csv
+from evodiff_ray.core.tracker import Tracker
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 
 MODELS_DIR = ".models"
 
@@ -74,7 +74,7 @@ def train_full(genome_data: dict[str, Any], problem_options: dict[str, Any], mod
     from evodiff_ray.diffusion.fidelity import get_fidelity
     from evodiff_ray.diffusion.schedule import linear_schedule
     from evodiff_ray.diffusion.train import train
-    from evodiff_ray.evaluation.key import evaluation_key
+    from evodiff_ray.core.key import evaluation_key
     from evodiff_ray.genome import Genome
 
     genome = Genome.from_dict(genome_data)
@@ -113,7 +113,7 @@ def promote(search_id: str, *, runs_dir: str | Path = "evodiff-runs", pick: str 
     import mlflow
     from mlflow import MlflowClient
 
-    from evodiff_ray.cli.compare import read_front
+    from evodiff_ray.cache.front_store import read_front
     from evodiff_ray.tracking.mlflow_tracker import RUN_FILE, resolve_tracking_uri
 
     runs = Path(runs_dir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from evodiff_ray.evaluation.fitness import Fitness
+from evodiff_ray.core.fitness import Fitness
 from evodiff_ray.problems.base import SearchProblem
 
 

@@ -12,8 +12,9 @@ import pytest
 
 from evodiff_ray.cache import CachedEvaluator, FitnessCache, LocalRedis
 from evodiff_ray.cache.redis_cache import claim_key
-from evodiff_ray.evaluation.evaluator import LocalEvaluator, Task
-from evodiff_ray.evaluation.key import cache_key
+from evodiff_ray.core.evaluator import Task
+from evodiff_ray.evaluation.local import LocalEvaluator
+from evodiff_ray.core.key import cache_key
 
 from counting_problem import CountingProblem
 
@@ -105,7 +106,8 @@ SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {tests!r} + "/cache")
     from counting_problem import CountingProblem
     from evodiff_ray.cache import CachedEvaluator, FitnessCache
-    from evodiff_ray.evaluation.evaluator import LocalEvaluator, Task
+    from evodiff_ray.core.evaluator import Task
+    from evodiff_ray.evaluation.local import LocalEvaluator
     p = CountingProblem({log!r}, delay_s=0.15)
     xs = [[i / 100, 0.0] for i in range({lo}, {hi})]
     tasks = [Task(i, p.key(x), p.to_json(x)) for i, x in enumerate(xs)]

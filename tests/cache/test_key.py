@@ -2,7 +2,7 @@
 
 import pytest
 
-from evodiff_ray.evaluation.key import CACHE_SCHEMA, cache_key
+from evodiff_ray.core.key import CACHE_SCHEMA, cache_key
 
 BASE = {"problem": "diffusion", "fidelity": {"name": "quick", "steps": 300}, "dataset": "abc",
         "target": "cpu"}
@@ -27,7 +27,7 @@ def test_key_changes_with_each_setting(change):
 def test_key_changes_with_candidate_and_code_version(monkeypatch):
     assert cache_key("a" * 64, BASE) != cache_key("b" * 64, BASE)
     before = cache_key("a" * 64, BASE)
-    monkeypatch.setattr("evodiff_ray.evaluation.key.EVALUATION_CODE_VERSION", 999)
+    monkeypatch.setattr("evodiff_ray.core.key.EVALUATION_CODE_VERSION", 999)
     assert cache_key("a" * 64, BASE) != before
 
 

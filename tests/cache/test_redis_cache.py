@@ -8,9 +8,10 @@ import pytest
 import redis
 
 from evodiff_ray.cache.local_redis import LocalRedis
-from evodiff_ray.cache.redis_cache import FitnessCache, claim_key, redact
-from evodiff_ray.errors import UsageError
-from evodiff_ray.evaluation.fitness import Fitness
+from evodiff_ray.cache.redis_cache import FitnessCache, claim_key
+from evodiff_ray.core.urls import redact
+from evodiff_ray.core.errors import UsageError
+from evodiff_ray.core.fitness import Fitness
 
 pytestmark = pytest.mark.redis
 

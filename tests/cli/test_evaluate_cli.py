@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from evodiff_ray.cli import main
-from evodiff_ray.evaluation.fitness import Fitness
+from evodiff_ray.core.fitness import Fitness
 from evodiff_ray.genome import Genome
 
 TINY = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from evodiff_ray.evaluation.fitness import Fitness
+from evodiff_ray.core.fitness import Fitness
 from evodiff_ray.genome import Genome
 from evodiff_ray.problems.base import SearchProblem
 

@@ -55,7 +55,7 @@ def _pool(ray, problem, options, plan, workers=1, **kw):
 
 
 def _tasks(problem, xs):
-    from evodiff_ray.evaluation.evaluator import Task
+    from evodiff_ray.core.evaluator import Task
 
     return [Task(i, problem.key(x), problem.to_json(x)) for i, x in enumerate(xs)]
 
@@ -92,7 +92,7 @@ def test_a_chip_no_node_has_is_predicted_and_labelled(cluster):
         assert on["predicted"] == ["latency_ms", "memory_mb"] and on["chip"] == "m3-max"
         assert "measured_latency_ms" in o.fitness.extras
     # the front document (DESIGN section 4) carries the label through
-    from evodiff_ray.search.front import front_json
+    from evodiff_ray.core.front import front_json
 
     records = [{"key": o.task.key, "x": o.task.x, "generation": 0, "fitness": o.fitness.to_dict()} for o in outcomes]
     doc = front_json(search_id="t", status="finished", generation=0, evaluations=len(records), cache={},

@@ -15,7 +15,7 @@ from evodiff_ray.diffusion.loss import EpsilonLoss, draw_noise
 from evodiff_ray.diffusion.sampler import ddim_sample, ddim_timesteps, sample_noise
 from evodiff_ray.diffusion.schedule import linear_schedule, q_sample
 from evodiff_ray.diffusion.train import NonFiniteLoss, heldout_loss, lr_at, train
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 from evodiff_ray.genome import Genome
 
 TINY = {

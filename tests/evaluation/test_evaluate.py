@@ -1,4 +1,4 @@
-"""DiffusionEvaluator: real training on digits, reproducible objectives, failures as reasons."""
+"""DiffusionBench: real training on digits, reproducible objectives, failures as reasons."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import torch
 
 from evodiff_ray.data import load_dataset
 from evodiff_ray.diffusion.fidelity import Fidelity
-from evodiff_ray.errors import UsageError
-from evodiff_ray.evaluation.evaluate import OBJECTIVES, DiffusionEvaluator, resolve_device
-from evodiff_ray.evaluation.fitness import Fitness
+from evodiff_ray.core.errors import UsageError
+from evodiff_ray.problems.diffusion.bench import OBJECTIVES, DiffusionBench, resolve_device
+from evodiff_ray.core.fitness import Fitness
 from evodiff_ray.genome import Genome
 
 #: a short real budget: enough for a 16-wide UNet to beat an untrained one clearly
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def evaluator(tmp_path_factory):
     torch.set_num_threads(1)
-    return DiffusionEvaluator("digits", cache_dir=tmp_path_factory.getbasetemp() / "evodiff-cache",
+    return DiffusionBench("digits", cache_dir=tmp_path_factory.getbasetemp() / "evodiff-cache",
                               latency_batch=8, latency_repeats=2, fd_samples=300)
 
 
@@ -120,7 +120,7 @@ def test_unsuitable_resolution_is_infeasible(evaluator, tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "six.npz", x=rng.integers(0, 256, (40, 6, 6), dtype=np.uint8))
     ds = load_dataset(tmp_path / "six.npz")
-    ev = DiffusionEvaluator(ds, cache_dir=tmp_path, latency_repeats=1)
+    ev = DiffusionBench(ds, cache_dir=tmp_path, latency_repeats=1)
     fit = ev.evaluate(tiny(levels=3), UNTRAINED)
     assert not fit.feasible and fit.reason.startswith("unsuitable: resolution 6")
     assert ev.evaluate(tiny(levels=2), UNTRAINED).feasible  # 6 halves once
@@ -128,7 +128,7 @@ def test_unsuitable_resolution_is_infeasible(evaluator, tmp_path):
 
 def test_bad_settings_are_usage_errors(evaluator):
     with pytest.raises(UsageError, match="fd_samples"):
-        DiffusionEvaluator(evaluator.dataset, fd_samples=10**6)
+        DiffusionBench(evaluator.dataset, fd_samples=10**6)
     with pytest.raises(UsageError, match="unknown fidelity"):
         evaluator.evaluate(tiny(), "ludicrous")
     with pytest.raises(UsageError):

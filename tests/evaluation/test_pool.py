@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from evodiff_ray.errors import UsageError
-from evodiff_ray.evaluation.evaluator import Task
+from evodiff_ray.core.errors import UsageError
+from evodiff_ray.core.evaluator import Task
 from evodiff_ray.evaluation.pool import ACTOR_NAME, EvaluatorPool, check_placeable, fit_workers
 from evodiff_ray.problems import make_problem
 

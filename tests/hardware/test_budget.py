@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 from evodiff_ray.hardware.budget import (DEFAULT_USABLE_FRACTION, memory_budget_mb, memory_constraint,
                                          over_budget_reason)
 

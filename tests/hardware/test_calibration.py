@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 from evodiff_ray.hardware.calibration import CALIBRATION_FILE, fit_calibration, load_calibration
 from evodiff_ray.hardware.predict import predictor_for
 from evodiff_ray.operators import sample_population

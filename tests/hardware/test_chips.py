@@ -2,7 +2,7 @@
 
 import pytest
 
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 from evodiff_ray.hardware.chips import CHIPS, FAMILIES, chip_from_brand, get_chip, normalize_chip_name
 
 

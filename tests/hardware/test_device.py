@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 from evodiff_ray.hardware.device import (MpsFallbackEnabled, assert_no_mps_fallback, mps_fallback_enabled,
                                          select_device, synchronize, unsupported_op_reason)
 

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from evodiff_ray.errors import UsageError
-from evodiff_ray.evaluation.fitness import Fitness
+from evodiff_ray.core.errors import UsageError
+from evodiff_ray.core.fitness import Fitness
 from evodiff_ray.genome import Genome
 from evodiff_ray.hardware.budget import memory_budget_mb
 from evodiff_ray.hardware.predict import predictor_for

@@ -126,7 +126,7 @@ def test_diversity_measure():
 
 
 def test_mutation_rates_validation():
-    from evodiff_ray.errors import UsageError
+    from evodiff_ray.core.errors import UsageError
 
     with pytest.raises(UsageError, match="mutation.rewire"):
         MutationRates.from_dict({"rewire": 2})

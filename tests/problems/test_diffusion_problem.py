@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from evodiff_ray.diffusion.fidelity import Fidelity
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 from evodiff_ray.genome import Genome
 from evodiff_ray.problems import make_problem
 from evodiff_ray.problems.diffusion import DiffusionProblem, baseline_genome

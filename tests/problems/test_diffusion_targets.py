@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from evodiff_ray.diffusion.fidelity import Fidelity
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 from evodiff_ray.genome import Genome
 from evodiff_ray.hardware.budget import CONSTRAINT_NAME
 from evodiff_ray.problems import make_problem

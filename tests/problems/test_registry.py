@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 from evodiff_ray.problems import PROBLEMS, SearchProblem, make_problem
 
 

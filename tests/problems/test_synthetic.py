@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 from evodiff_ray.problems import make_problem
 from evodiff_ray.problems.synthetic import candidate_rng, draw_delay, synthetic_objectives
 

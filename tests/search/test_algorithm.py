@@ -7,7 +7,7 @@ import pytest
 from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.optimize import minimize
 
-from evodiff_ray.evaluation.fitness import Fitness
+from evodiff_ray.core.fitness import Fitness
 from evodiff_ray.problems import make_problem
 from evodiff_ray.search import algorithm as nsga
 

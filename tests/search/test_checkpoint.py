@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from evodiff_ray.errors import RuntimeFailure
+from evodiff_ray.core.errors import RuntimeFailure
 from evodiff_ray.search import checkpoint as ckpt
 from evodiff_ray.search.checkpoint import Checkpoint
 

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from evodiff_ray.evaluation.fitness import Fitness
-from evodiff_ray.search.front import (
+from evodiff_ray.core.fitness import Fitness
+from evodiff_ray.core.front import (
     FileFrontStore,
     atomic_write_text,
     derive_reference_point,

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from evodiff_ray.config import load_config
-from evodiff_ray.errors import RuntimeFailure, UsageError
-from evodiff_ray.evaluation.evaluator import Evaluator, LocalEvaluator
+from evodiff_ray.core.errors import RuntimeFailure, UsageError
+from evodiff_ray.core.evaluator import Evaluator
+from evodiff_ray.evaluation.local import LocalEvaluator
 from evodiff_ray.problems import make_problem
 from evodiff_ray.search import CallbackTracker, search
 from evodiff_ray.search.loop import DETERMINISTIC_STATS

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from evodiff_ray.cli import main
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 from evodiff_ray.tracking.registry import knee_index, pick_point
 
 NAMES = ["quality_fd", "latency_ms", "memory_mb"]

@@ -3,7 +3,7 @@
 import matplotlib.image as mpimg
 import pytest
 
-from evodiff_ray.errors import UsageError
+from evodiff_ray.core.errors import UsageError
 from evodiff_ray.tracking.compare import common_reference_point, compare_fronts, format_comparison
 from evodiff_ray.tracking.plots import front_overlay, hypervolume_plot, pareto_scatter
 

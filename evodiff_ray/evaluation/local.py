@@ -1,98 +1,15 @@
-"""The evaluation interface the search loop drives: submit tasks, poll outcomes.
-
-Every evaluation path has this interface: the in-process :class:`LocalEvaluator`, the Ray
-:class:`~evodiff_ray.evaluation.pool.EvaluatorPool`, and wrappers around either (a fitness
-cache answers hits at once and passes misses on; STYLE principle 6: wrap, don't fork).
-"""
+"""In-process evaluation, and the guard every evaluator puts around a candidate's evaluation."""
 
 from __future__ import annotations
 
 import math
 import time
 import traceback
-from abc import ABC, abstractmethod
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, Sequence
 
-from evodiff_ray.evaluation.fitness import Fitness
-
-#: Outcome.source values: evaluated here, answered by a cache, or waited for another search's evaluation
-SOURCES = ("evaluated", "hit", "waited")
-
-
-@dataclass(frozen=True)
-class Task:
-    """One candidate to evaluate.
-
-    Attributes:
-        ordinal: the search's sequence number of the candidate (unique within a search).
-        key: content key of the candidate (``SearchProblem.key``).
-        x: the candidate as JSON data (``SearchProblem.to_json``).
-    """
-
-    ordinal: int
-    key: str
-    x: Any
-
-
-@dataclass
-class Outcome:
-    """The fitness of one task, and where it came from (``evaluated``, ``hit`` or ``waited``)."""
-
-    task: Task
-    fitness: Fitness
-    source: str = "evaluated"
-
-
-class Evaluator(ABC):
-    """Evaluates tasks asynchronously: :meth:`submit` any number, :meth:`poll` for outcomes.
-
-    Each submitted task yields exactly one :class:`Outcome` from :meth:`poll`.
-    """
-
-    @property
-    @abstractmethod
-    def capacity(self) -> int:
-        """How many evaluations run at once (the async loop keeps this many in flight)."""
-
-    @property
-    @abstractmethod
-    def in_flight(self) -> int:
-        """Tasks submitted whose outcome :meth:`poll` has not returned yet."""
-
-    @abstractmethod
-    def submit(self, tasks: Sequence[Task]) -> None:
-        """Queue tasks for evaluation; returns at once."""
-
-    @abstractmethod
-    def poll(self, timeout: float | None = None) -> list[Outcome]:
-        """Outcomes finished so far; waits up to ``timeout`` seconds for at least one.
-
-        Returns an empty list on timeout, or when nothing is in flight.
-        """
-
-    def stats(self) -> dict[str, Any]:
-        """Counters for progress and metrics (``utilization``, ``failures``, ``deaths``, ...)."""
-        return {}
-
-    def close(self) -> None:
-        """Release workers. The evaluator is not used afterwards."""
-
-    def evaluate(self, tasks: Sequence[Task], poll_s: float = 1.0) -> list[Outcome]:
-        """Evaluate ``tasks`` and wait for all of them; outcomes in the order of ``tasks``."""
-        self.submit(tasks)
-        by_ordinal: dict[int, Outcome] = {}
-        while len(by_ordinal) < len(tasks):
-            for o in self.poll(timeout=poll_s):
-                by_ordinal[o.task.ordinal] = o
-        return [by_ordinal[t.ordinal] for t in tasks]
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+from evodiff_ray.core.evaluator import Evaluator, Outcome, Task
+from evodiff_ray.core.fitness import Fitness
 
 
 def evaluate_safely(problem, x_json: Any) -> Fitness:

@@ -1,6 +1,6 @@
 """Real candidate evaluation: train a genome's denoiser, sample, measure -> Fitness.
 
-:class:`DiffusionEvaluator` holds the warm state (dataset tensors, feature network,
+:class:`DiffusionBench` holds the warm state (dataset tensors, feature network,
 held-out feature statistics, noise schedule) so that a Ray actor builds it once and
 evaluates many genomes. Every candidate gets the same diffusion machinery (schedule,
 loss, DDIM sampler, training budget, seeds); only the architecture differs.
@@ -31,8 +31,8 @@ from evodiff_ray.diffusion.fidelity import Fidelity, get_fidelity
 from evodiff_ray.diffusion.sampler import ddim_sample, sample_noise
 from evodiff_ray.diffusion.schedule import linear_schedule
 from evodiff_ray.diffusion.train import NonFiniteLoss, heldout_loss, train
-from evodiff_ray.errors import UsageError
-from evodiff_ray.evaluation.fitness import Fitness
+from evodiff_ray.core.errors import UsageError
+from evodiff_ray.core.fitness import Fitness
 from evodiff_ray.genome import Genome
 from evodiff_ray.metrics.latency import measure_latency
 from evodiff_ray.metrics.memory import measure_peak_memory
@@ -80,7 +80,7 @@ def resolve_device(name: str | None = None) -> torch.device:
     return dev
 
 
-class DiffusionEvaluator:
+class DiffusionBench:
     """Evaluates genomes on one dataset and device, keeping the expensive state warm.
 
     Args:

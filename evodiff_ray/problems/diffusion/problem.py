@@ -2,7 +2,7 @@
 
 Candidates are :class:`~evodiff_ray.genome.Genome` objects in an object-typed pymoo
 column. Objectives (all minimised) come from a real evaluation
-(:class:`~evodiff_ray.evaluation.evaluate.DiffusionEvaluator`); constraints come from
+(:class:`~evodiff_ray.problems.diffusion.bench.DiffusionBench`); constraints come from
 the :class:`~evodiff_ray.space.SearchSpace` (analytic, no training needed).
 
 A genome with more levels than the dataset's resolution allows (the resolution must be
@@ -19,8 +19,8 @@ from typing import Any
 
 from pymoo.core.problem import Problem
 
-from evodiff_ray.errors import UsageError
-from evodiff_ray.evaluation.fitness import Fitness
+from evodiff_ray.core.errors import UsageError
+from evodiff_ray.core.fitness import Fitness
 from evodiff_ray.genome import Genome
 from evodiff_ray.problems.base import SearchProblem
 
@@ -176,7 +176,7 @@ class DiffusionProblem(SearchProblem):
 
     def evaluation_settings(self) -> dict[str, Any]:
         from evodiff_ray.diffusion.schedule import linear_schedule
-        from evodiff_ray.evaluation.evaluate import EVAL_CODE_VERSION, resolve_device
+        from evodiff_ray.problems.diffusion.bench import EVAL_CODE_VERSION, resolve_device
 
         return {
             "problem": self.name,
@@ -198,9 +198,9 @@ class DiffusionProblem(SearchProblem):
     def setup(self, progress=None) -> None:
         """Build the warm evaluator (dataset, feature network) once per process."""
         if self._evaluator is None:
-            from evodiff_ray.evaluation.evaluate import DiffusionEvaluator
+            from evodiff_ray.problems.diffusion.bench import DiffusionBench
 
-            self._evaluator = DiffusionEvaluator(
+            self._evaluator = DiffusionBench(
                 self.dataset,
                 device=self.device,
                 resolution=self.resolution,

@@ -9,42 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from evodiff_ray.core.io import atomic_write_text
+
 FRONT_FILE = "front.json"
-
-
-def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new file, never half of one.
-
-    Args:
-        path: destination; its directory is created when missing.
-        text: the whole new content.
-        durable: fsync before the rename, so the new content also survives a power loss
-            (checkpoints); without it the write is still atomic for readers (live fronts).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def non_dominated(F: np.ndarray) -> np.ndarray:
