@@ -1,10 +1,18 @@
 """SearchConfig: the one typed configuration of a search, loaded from TOML and CLI flags.
 
-Resolution order: field defaults < preset < TOML file < CLI overrides; a termination given in
-the file or on the command line replaces the preset's, and with none anywhere the search
-stops after 10 generations. The resolved form
-(:meth:`SearchConfig.to_dict`) is written to the run dir as ``config.json`` and is what a
-``--resume`` reads back. Every mistake is a one-line :class:`UsageError`.
+Each field is described once, in its ``dataclasses.field`` metadata: its help text, its
+flag, whether a resume may change it, the check its value must pass, whether it is a
+budget, a service address or an option carried to the problem. The ``search`` command's
+flags (:func:`cli_flags`), the resumable set (:data:`RESUMABLE_OVERRIDES`) and the checks
+of :func:`finalize` are all generated from it.
+
+Resolution order: field defaults < preset < TOML file < CLI overrides, field by field. The
+preset is the problem's own (``SearchProblem.presets``). Budgets combine: every budget given
+anywhere (preset, file, flags) applies and the first one reached stops the search, while the
+same budget given later overrides an earlier one; with none anywhere the search stops after
+10 generations. The resolved form (:meth:`SearchConfig.to_dict`) is written to the run dir
+as ``config.json`` and is what a ``--resume`` reads back. Every mistake is a one-line
+:class:`UsageError`.
 """
 
 from __future__ import annotations
@@ -12,16 +20,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 import secrets
 import sys
 import time
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from evodiff_ray.core.errors import UsageError
+from evodiff_ray.core.urls import check_ray_address, check_redis_url, check_tracking_uri
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,77 +39,147 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 MODES = ("generational", "async")
-TERMINATIONS = ("generations", "max_evaluations", "max_seconds")
-#: the termination when none is given anywhere
-DEFAULT_GENERATIONS = 10
 BACKENDS = ("ray", "local")
+#: the budget when none is given anywhere
+DEFAULT_GENERATIONS = 10
 
-#: named starting points; a TOML file and CLI flags override them field by field
-PRESETS: dict[str, dict[str, Any]] = {
-    # a smoke run: seconds on a laptop
-    "quick": {"pop_size": 16, "generations": 5},
-    # a real search: NSGA-II's usual population, enough generations to converge on ZDT
-    "standard": {"pop_size": 64, "generations": 50},
+#: validators of the service-address fields, by the ``url`` metadata kind
+URL_CHECKS = {"redis": check_redis_url, "tracking": check_tracking_uri, "ray": check_ray_address}
+
+#: flag groups in ``evodiff-ray search --help``, in order
+GROUPS = {
+    "search": "what to search",
+    "budget": "budgets (every one given applies; the first reached stops the search)",
+    "workers": "evaluators",
+    "services": "cluster, cache and tracking",
+    "run": "run dir",
 }
 
-#: what a preset means for the diffusion problem, whose evaluations train networks:
-#: quick = 6 + 2 x 6 = 18 candidates at the quick fidelity (about 4 minutes on 2 cores);
-#: standard = 24 + 9 x 24 = 240 candidates (tens of minutes on 2 cores).
-DIFFUSION_PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {"pop_size": 6, "generations": 3, "fidelity": "quick"},
-    "standard": {"pop_size": 24, "generations": 10, "fidelity": "quick"},
-}
 
-#: fields a resume may change; the rest define the search and must match the saved config
-RESUMABLE_OVERRIDES = frozenset({
-    "generations", "max_evaluations", "max_seconds", "workers", "actor", "batch_size",
-    "address", "redis_url", "no_cache", "tracking_uri", "no_tracking", "backend", "checkpoint_interval_s",
-})
+def option(default: Any = dataclasses.MISSING, *, help: str, factory: Any = dataclasses.MISSING,
+           **meta: Any) -> Any:
+    """A config field with its description (the only place a field is described).
+
+    Args:
+        default: the default value (or ``factory`` for a mutable one).
+        help: one line for ``--help`` and the docs (``{problems}`` stands for the registered
+            problems' names).
+        meta: what else generic code needs to know about the field:
+            ``flag`` (default ``--<name-with-dashes>``; False: no flag), ``short``,
+            ``metavar``, ``choices``, ``group`` (a :data:`GROUPS` key), ``resumable``
+            (a resume may change it), ``locates_run`` (names the run a resume continues),
+            ``check`` (``"positive"`` or ``"non_negative"``; numbers must also be finite),
+            ``budget`` (a termination), ``url`` (a :data:`URL_CHECKS` kind) with ``env``
+            (the environment variable used when the field is unset) and ``unless`` (a
+            bool field that turns the service off), ``to_problem`` (carried into
+            ``problem_options`` when the problem lists it in ``config_options``) and
+            ``problem_only`` (an error for a problem that does not take it).
+    """
+    return dataclasses.field(default=default, default_factory=factory, metadata={"help": help, **meta})
 
 
 @dataclass
 class ActorConfig:
     """Resources each evaluator actor requests."""
 
-    num_cpus: float = 1.0                                        # CPUs per actor; torch threads follow it
-    resources: dict[str, float] = field(default_factory=dict)    # custom resources, e.g. {"apple_silicon": 1}
-    label_selector: dict[str, str] = field(default_factory=dict)  # node labels the actor must land on
-    start_timeout_s: float = 60.0                                # how long actors may take to be placed
+    num_cpus: float = option(1.0, help="CPUs per evaluator actor; torch threads follow it",
+                             check="non_negative", group="workers")
+    resources: dict[str, float] = option(
+        factory=dict, help="custom Ray resource per actor, e.g. apple_silicon=1; repeatable",
+        flag="--resource", metavar="NAME=AMOUNT", check="positive", group="workers")
+    label_selector: dict[str, str] = option(
+        factory=dict, help="node label an actor must land on; repeatable",
+        flag="--label", metavar="KEY=VALUE", group="workers")
+    start_timeout_s: float = option(60.0, help="seconds the actors may take to be placed",
+                                    flag="--start-timeout", check="positive", group="workers")
 
 
 @dataclass
 class SearchConfig:
-    """Everything that defines and runs one search."""
+    """Everything that defines and runs one search (each field's help is in its metadata)."""
 
-    search_id: str = ""                                   # run dir name; generated when empty
-    problem: str = "diffusion"                            # registry name or "package.module:factory"
-    problem_options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the problem
-    mode: str = "generational"                            # "generational" (NSGA-II) or "async" (no barrier)
-    pop_size: int = 20                                    # NSGA-II population
-    n_offsprings: int | None = None                       # offspring per ask; async default: workers
-    generations: int | None = None                        # termination: generations (async: pop_size * this evaluations)
-    max_evaluations: int | None = None                    # termination: evaluations
-    max_seconds: float | None = None                      # termination: wall time of the search loop
-    seed: int = 1                                         # seeds the algorithm's random state
-    backend: str = "ray"                                  # "ray" (actor pool) or "local" (in-process, serial)
-    workers: int | None = None                            # evaluator actors; None = as many as resources allow
-    batch_size: int = 1                                   # genomes per actor call
-    actor: ActorConfig = field(default_factory=ActorConfig)
-    address: str | None = None                            # Ray cluster: "auto", "ray://host:10001"; None = local
-    redis_url: str | None = None                          # fitness cache / front store (consumed by the cache)
-    no_cache: bool = False                                # disable the fitness cache
-    tracking_uri: str | None = None                       # MLflow tracking URI; None = sqlite in runs_dir
-    no_tracking: bool = False                             # do not record the search in MLflow
-    experiment: str | None = None                         # MLflow experiment; None = evodiff-<problem>[-<dataset>]
-    runs_dir: str = "evodiff-runs"                        # run dirs live in <runs_dir>/<search_id>/
-    target: str | None = None                             # hardware target (chip profile) for the diffusion problem
-    fidelity: str | None = None                           # training-budget level for the diffusion problem
-    checkpoint_interval_s: float = 1.0                    # async mode: least seconds between fsyncs and front publishes
+    search_id: str = option(
+        "", help="run id (default: generated); with --resume, the run to continue",
+        locates_run=True, group="run")
+    problem: str = option(
+        "diffusion", help="a registered problem ({problems}) or package.module:factory",
+        group="search")
+    problem_options: dict[str, Any] = option(
+        factory=dict, help="a problem option (value parsed as JSON when it can be); repeatable",
+        flag="--problem-option", short="-O", metavar="KEY=VALUE", group="search")
+    mode: str = option("generational", help="generation barrier (NSGA-II), or none (async)",
+                       choices=MODES, group="search")
+    pop_size: int = option(20, help="population size", flag="--pop", check="positive", group="search")
+    n_offsprings: int | None = option(None, help="offspring per ask (async default: workers)",
+                                      flag="--offspring", check="positive", group="search")
+    generations: int | None = option(
+        None, help="stop after this many generations (async: pop x generations evaluations)",
+        check="positive", budget=True, resumable=True, group="budget")
+    max_evaluations: int | None = option(
+        None, help="stop after this many evaluations", flag="--evaluations",
+        check="positive", budget=True, resumable=True, group="budget")
+    max_seconds: float | None = option(
+        None, help="stop starting new work after this many seconds of the search loop",
+        check="positive", budget=True, resumable=True, group="budget")
+    seed: int = option(1, help="random seed of the algorithm", group="search")
+    strategy: str = option(
+        "nsga2", help="ask/tell optimiser: nsga2, random, optuna, or package.module:factory",
+        group="search")
+    strategy_options: dict[str, Any] = option(
+        factory=dict, help="a strategy option, e.g. sampler=tpe for optuna (value parsed as JSON when "
+                           "it can be); repeatable",
+        flag="--strategy-option", metavar="KEY=VALUE", group="search")
+    plateau_generations: int | None = option(
+        None, help="also stop when the hypervolume has not grown for this many generations (told batches)",
+        flag="--plateau", check="positive", resumable=True, group="budget")
+    backend: str = option("ray", help="Ray actor pool (default) or in-process and serial",
+                          choices=BACKENDS, resumable=True, group="workers")
+    workers: int | None = option(None, help="evaluator actors (default: as many as resources allow)",
+                                 check="positive", resumable=True, group="workers")
+    batch_size: int = option(1, help="genomes per actor call", check="positive", resumable=True,
+                             group="workers")
+    actor: ActorConfig = option(factory=ActorConfig, help="resources each evaluator actor requests",
+                                flag=False, resumable=True)
+    address: str | None = option(
+        None, help="Ray cluster: auto, host:port or ray://host:10001 (token auth: export the "
+                   "cluster's RAY_AUTH_MODE); default a local Ray",
+        url="ray", resumable=True, group="services")
+    redis_url: str | None = option(
+        None, help="Redis for the fitness cache and live front (default EVODIFF_REDIS_URL, else an "
+                   "embedded redis-server)",
+        url="redis", env="EVODIFF_REDIS_URL", unless="no_cache", resumable=True, group="services")
+    no_cache: bool = option(False, help="do not use the fitness cache (no Redis needed)",
+                            resumable=True, group="services")
+    tracking_uri: str | None = option(
+        None, help="MLflow tracking URI (default MLFLOW_TRACKING_URI, else sqlite in the runs dir)",
+        url="tracking", env="MLFLOW_TRACKING_URI", unless="no_tracking", resumable=True, group="services")
+    no_tracking: bool = option(False, help="do not record the search in MLflow", resumable=True,
+                               group="services")
+    experiment: str | None = option(
+        None, help="MLflow experiment name (default evodiff-<problem>[-<dataset digest>])", group="services")
+    runs_dir: str = option("evodiff-runs", help="directory of run dirs (default ./evodiff-runs)",
+                           locates_run=True, group="run")
+    target: str | None = option(
+        None, help="hardware target (chip profile, apple_silicon or any): pins the evaluators; "
+                   "a problem that takes it also plans for it",
+        to_problem=True, group="search")
+    fidelity: str | None = option(
+        None, help="training budget level, for problems that take it (diffusion: quick, standard, full)",
+        to_problem=True, problem_only=True, group="search")
+    checkpoint_interval_s: float = option(
+        1.0, help="async mode: least seconds between checkpoint fsyncs and front publishes",
+        flag="--checkpoint-interval",
+        check="non_negative", resumable=True, group="run")
 
     @property
     def run_dir(self) -> Path:
         """``<runs_dir>/<search_id>``."""
         return Path(self.runs_dir) / self.search_id
+
+    def budgets(self) -> dict[str, Any]:
+        """The budgets in force (name -> value); the first one reached stops the search."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.metadata.get("budget") and getattr(self, f.name) is not None}
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as JSON data."""
@@ -107,9 +187,75 @@ class SearchConfig:
 
     def write(self, path: Path) -> None:
         """Write :meth:`to_dict` as JSON, atomically."""
-        from evodiff_ray.core.front import atomic_write_text
+        from evodiff_ray.core.io import atomic_write_text
 
         atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+def config_fields(cls: type = SearchConfig, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field, Any]]:
+    """Every leaf field of the config, nested ones dotted: ``(key, field, type hint)``."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            yield from config_fields(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", f, hints[f.name]
+
+
+#: the budget fields (terminations)
+TERMINATIONS = tuple(key for key, f, _ in config_fields() if f.metadata.get("budget"))
+#: fields a resume may change; the rest define the search and must match the saved config
+RESUMABLE_OVERRIDES = frozenset(f.name for f in dataclasses.fields(SearchConfig) if f.metadata.get("resumable"))
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One command-line flag of a config field (see :func:`cli_flags`).
+
+    Attributes:
+        key: the dotted config key it sets, e.g. ``"actor.num_cpus"``.
+        names: the flag and its short form, e.g. ``("--problem-option", "-O")``.
+        help: its help line.
+        kind: ``bool`` (a switch), ``int``, ``float``, ``str`` or ``dict`` (repeatable KEY=VALUE).
+        values: a ``dict`` flag's value type (``str`` values are kept as given).
+        choices: the allowed values, or None.
+        metavar: how ``--help`` shows its value.
+        group: a :data:`GROUPS` key.
+    """
+
+    key: str
+    names: tuple[str, ...]
+    help: str
+    kind: type
+    values: Any = None
+    choices: tuple | None = None
+    metavar: str | None = None
+    group: str = "search"
+
+
+def cli_flags() -> list[Flag]:
+    """The ``search`` command's flags, one per config field that has one, in field order."""
+    out = []
+    for key, f, hint in config_fields():
+        meta = f.metadata
+        if meta.get("flag") is False:
+            continue
+        name = meta.get("flag") or "--" + key.rsplit(".", 1)[-1].replace("_", "-")
+        base, values = _base_type(hint)
+        out.append(Flag(key=key, names=(name, *([meta["short"]] if meta.get("short") else [])),
+                        help=meta["help"], kind=base, values=values, choices=meta.get("choices"),
+                        metavar=meta.get("metavar"), group=meta.get("group", "search")))
+    return out
+
+
+def _base_type(hint: Any) -> tuple[type, Any]:
+    """``int | None`` -> ``(int, None)``; ``dict[str, float]`` -> ``(dict, float)``."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is dict:
+        return dict, typing.get_args(hint)[1]
+    if args and typing.get_origin(hint) is not None:
+        return _base_type(args[0])
+    return hint, None
 
 
 def load_config(
@@ -121,15 +267,17 @@ def load_config(
 
     Args:
         path: a TOML file (top-level keys are fields; ``[actor]`` and ``[problem_options]`` tables).
-        preset: ``"quick"`` or ``"standard"``; a file may also name one with ``preset = "..."``.
+        preset: a name from the problem's ``presets`` (``"quick"``, ``"standard"``); a file
+            may also name one with ``preset = "..."``.
         overrides: field -> value from the CLI; ``None`` values are ignored. Dotted
             keys (``"actor.num_cpus"``) reach nested fields.
 
     Returns:
-        A validated :class:`SearchConfig` with ``search_id`` filled in.
+        A validated :class:`SearchConfig` with ``search_id`` filled in. Every budget given
+        (preset, file, overrides) is kept: the first one reached stops the search.
 
     Raises:
-        UsageError: unreadable file, unknown key, wrong type, bad value, unknown problem.
+        UsageError: unreadable file, unknown key, wrong type, bad value, unknown problem or preset.
     """
     data: dict[str, Any] = {}
     if path is not None:
@@ -139,21 +287,30 @@ def load_config(
     given = _undot({k: v for k, v in (overrides or {}).items() if v is not None})
     merged: dict[str, Any] = {}
     if preset is not None:
-        if preset not in PRESETS:
-            raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        problem = given.get("problem", data.get("problem", SearchConfig.problem))
-        chosen = dict((DIFFUSION_PRESETS if problem == "diffusion" else PRESETS)[preset])
-        if problem == "diffusion" and ("fidelity" in given or "fidelity" in data
-                                       or "fidelity" in (data.get("problem_options") or {})
-                                       or "fidelity" in (given.get("problem_options") or {})):
-            chosen.pop("fidelity")
-        if any(k in data or k in given for k in TERMINATIONS):  # an explicit stop replaces the preset's
-            chosen = {k: v for k, v in chosen.items() if k not in TERMINATIONS}
-        _merge(merged, chosen)
+        _merge(merged, _preset(preset, data, given))
     _merge(merged, data)
     _merge(merged, given)
     config = from_dict(merged, where=str(path) if path else "config")
     return finalize(config)
+
+
+def _preset(preset: Any, data: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The fields the problem's preset sets, less any it would set twice."""
+    from evodiff_ray.problems import problem_class
+
+    problem = given.get("problem", data.get("problem", SearchConfig.problem))
+    if not isinstance(problem, str):
+        return {}   # from_dict names the wrong type
+    presets = problem_class(problem).presets
+    if preset not in presets:
+        raise UsageError(f"unknown preset {preset!r} for problem {problem!r}; choose one of {', '.join(presets)}")
+    # an option the preset carries to the problem (fidelity) yields to the same option given
+    # in problem_options, which would otherwise name it twice
+    named = set()
+    for source in (data, given):
+        if isinstance(source.get("problem_options"), dict):
+            named |= set(source["problem_options"])
+    return {k: v for k, v in presets[preset].items() if k not in named}
 
 
 def from_dict(data: dict[str, Any], where: str = "config") -> SearchConfig:
@@ -166,45 +323,31 @@ def from_dict(data: dict[str, Any], where: str = "config") -> SearchConfig:
 
 
 def finalize(config: SearchConfig) -> SearchConfig:
-    """Validate values and fill in the generated ``search_id``.
+    """Validate values (as each field's metadata asks) and fill in the generated ``search_id``.
 
     Raises:
         UsageError: the first bad value found.
     """
     from evodiff_ray.problems import is_known_problem, problem_names
 
-    if config.mode not in MODES:
-        raise UsageError(f"mode must be one of {', '.join(MODES)}, got {config.mode!r}")
-    if config.backend not in BACKENDS:
-        raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, got {config.backend!r}")
+    for key, f, _ in config_fields():
+        _check_value(key, _get(config, key), f.metadata)
     if not is_known_problem(config.problem):
         raise UsageError(
             f"unknown problem {config.problem!r}; choose one of {', '.join(problem_names())} "
             "or give 'package.module:factory'"
         )
-    for name in ("pop_size", "batch_size", "n_offsprings", "generations", "max_evaluations", "workers"):
-        value = getattr(config, name)
-        if value is not None and value <= 0:
-            raise UsageError(f"{name} must be > 0, got {value}")
     if config.pop_size < 2:
         raise UsageError(f"pop_size must be at least 2, got {config.pop_size}")
-    for name in ("max_seconds", "checkpoint_interval_s"):
-        value = getattr(config, name)
-        if value is not None and (value < 0 or not math.isfinite(value)):
-            raise UsageError(f"{name} must be a finite number >= 0, got {value}")
-    if config.max_seconds == 0:
-        raise UsageError("max_seconds must be > 0")
-    if config.generations is None and config.max_evaluations is None and config.max_seconds is None:
+    from evodiff_ray.strategies import is_known_strategy, unknown_strategy_message
+
+    if not is_known_strategy(config.strategy):
+        raise UsageError(unknown_strategy_message(config.strategy))
+    if not config.budgets():
         config.generations = DEFAULT_GENERATIONS
-    if config.actor.num_cpus < 0 or not math.isfinite(config.actor.num_cpus):
-        raise UsageError(f"actor.num_cpus must be >= 0, got {config.actor.num_cpus}")
-    if config.actor.start_timeout_s <= 0:
-        raise UsageError(f"actor.start_timeout_s must be > 0, got {config.actor.start_timeout_s}")
-    for rname, amount in config.actor.resources.items():
-        if amount <= 0:
-            raise UsageError(f"actor.resources.{rname} must be > 0, got {amount}")
     if not config.runs_dir:
         raise UsageError("runs_dir must not be empty")
+    _check_services(config)
     _problem_settings(config)
     if not config.search_id:
         config.search_id = new_search_id(config.problem)
@@ -215,8 +358,53 @@ def finalize(config: SearchConfig) -> SearchConfig:
     return config
 
 
+def _get(config: Any, key: str) -> Any:
+    for part in key.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def _check_value(key: str, value: Any, meta: Any) -> None:
+    """A field's value against its metadata's ``choices`` and ``check``."""
+    if value is None:
+        return
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise UsageError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+    check = meta.get("check")
+    if check is None:
+        return
+    for name, v in (((f"{key}.{k}", x) for k, x in value.items()) if isinstance(value, dict) else [(key, value)]):
+        if not math.isfinite(v):
+            raise UsageError(f"{name} must be a finite number, got {v}")
+        if check == "positive" and v <= 0:
+            raise UsageError(f"{name} must be > 0, got {v}")
+        if check == "non_negative" and v < 0:
+            raise UsageError(f"{name} must be >= 0, got {v}")
+
+
+def _check_services(config: SearchConfig) -> None:
+    """Service addresses must be well formed: the fields, and the environment a field defers to."""
+    for f in dataclasses.fields(config):
+        kind = f.metadata.get("url")
+        if kind is None:
+            continue
+        value = getattr(config, f.name)
+        if value is not None:
+            URL_CHECKS[kind](value, f.name)
+        elif f.metadata.get("env") and not getattr(config, f.metadata.get("unless", ""), False):
+            env = os.environ.get(f.metadata["env"])
+            if env:  # an empty variable counts as unset, as where it is read
+                URL_CHECKS[kind](env, f.metadata["env"])
+
+
 def _problem_settings(config: SearchConfig) -> None:
-    """Carry ``fidelity`` and ``target`` into the diffusion problem's options (validated)."""
+    """Carry the fields the problem takes (its ``config_options``) into its options, validated.
+
+    ``target`` is also generic (it pins the evaluators for any problem), so it is checked
+    here and carried only to a problem that takes it; a ``problem_only`` field (``fidelity``)
+    set for a problem that does not take it is an error.
+    """
     if config.target is not None:
         from evodiff_ray.hardware.targets import parse_targets
 
@@ -224,17 +412,38 @@ def _problem_settings(config: SearchConfig) -> None:
         if len(targets) > 1:
             raise UsageError(f"target {config.target!r} names several chips; run one search per chip with a "
                              "shared --redis-url (see cluster/README.md)")
-    if config.problem != "diffusion":
-        if config.fidelity is not None:
-            raise UsageError(f"--fidelity applies to the diffusion problem, not {config.problem!r}; drop it")
+    carried = [f for f in dataclasses.fields(config)
+               if f.metadata.get("to_problem") and getattr(config, f.name) is not None]
+    if not carried:
         return
-    for name in ("fidelity", "target"):
-        value = getattr(config, name)
-        if value is not None:
-            given = config.problem_options.get(name)
-            if given is not None and given != value:
-                raise UsageError(f"{name} is given twice ({value!r} and problem_options.{name}={given!r}); keep one")
-            config.problem_options[name] = value
+    from evodiff_ray.problems import problem_class
+
+    takes = problem_class(config.problem).config_options
+    for f in carried:
+        value = getattr(config, f.name)
+        if f.name not in takes:
+            if f.metadata.get("problem_only"):
+                raise UsageError(f"{f.name} is not an option of problem {config.problem!r}"
+                                 f"{_takers(f.name)}; drop it")
+            continue
+        given = config.problem_options.get(f.name)
+        if given is not None and given != value:
+            raise UsageError(f"{f.name} is given twice ({value!r} and problem_options.{f.name}={given!r}); keep one")
+        config.problem_options[f.name] = value
+
+
+def _takers(name: str) -> str:
+    """`` (it applies to: diffusion)``: the registered problems that take a config option."""
+    from evodiff_ray.problems import problem_class, problem_names
+
+    takers = []
+    for p in problem_names():
+        try:
+            if name in problem_class(p).config_options:
+                takers.append(p)
+        except UsageError:   # a registered problem whose module is not installed here
+            continue
+    return f" (it applies to: {', '.join(takers)})" if takers else ""
 
 
 def new_search_id(problem: str) -> str:
@@ -250,8 +459,9 @@ def resume_config(saved: dict[str, Any], overrides: dict[str, Any], where: str) 
         UsageError: an override changes what defines the search (problem, seed, pop_size, ...).
     """
     config = from_dict(saved, where=where)
+    meta = {f.name: f.metadata for f in dataclasses.fields(SearchConfig)}
     for key, value in _undot({k: v for k, v in overrides.items() if v is not None}).items():
-        if key == "search_id" or key == "runs_dir":
+        if meta.get(key, {}).get("locates_run"):
             continue
         current = getattr(config, key, None)
         if key not in RESUMABLE_OVERRIDES:

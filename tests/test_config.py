@@ -1,11 +1,24 @@
 """SearchConfig: resolution order, validation messages, resolved form, resume rules."""
 
 import json
+import re
 
 import pytest
 
-from evodiff_ray.config import PRESETS, SearchConfig, from_dict, load_config, resume_config
+from evodiff_ray.config import (RESUMABLE_OVERRIDES, SearchConfig, cli_flags, config_fields, from_dict, load_config,
+                                resume_config)
 from evodiff_ray.core.errors import UsageError
+from evodiff_ray.problems.base import SearchProblem
+from evodiff_ray.problems.synthetic import SyntheticProblem
+
+PRESETS = SearchProblem.presets   # the generic presets, which the reference problems keep
+
+
+class TunedSynthetic(SyntheticProblem):
+    """A user's problem that describes itself: its own preset and a config field it takes."""
+
+    presets = {"tiny": {"pop_size": 4, "generations": 2, "fidelity": "low"}}
+    config_options = ("fidelity",)
 
 
 def write(tmp_path, text):
@@ -61,34 +74,95 @@ def test_missing_file(tmp_path):
         load_config(tmp_path / "nope.toml")
 
 
-def test_terminations_default_and_explicit_ones_replace_the_presets():
+def test_budgets_combine_and_a_later_value_of_the_same_budget_overrides(tmp_path):
     from evodiff_ray.config import DEFAULT_GENERATIONS
 
-    assert load_config().generations == DEFAULT_GENERATIONS
+    assert load_config().generations == DEFAULT_GENERATIONS            # none anywhere: 10 generations
     c = load_config(overrides={"max_evaluations": 100})
-    assert (c.generations, c.max_evaluations) == (None, 100)
+    assert c.budgets() == {"max_evaluations": 100}
+    # the preset's generations stay in force beside a time budget from the flags
+    c = load_config(preset="standard", overrides={"max_seconds": 2400, "problem": "zdt1"})
+    assert c.budgets() == {"generations": PRESETS["standard"]["generations"], "max_seconds": 2400.0}
     c = load_config(preset="quick", overrides={"max_evaluations": 100, "problem": "zdt1"})
-    assert (c.generations, c.max_evaluations, c.pop_size) == (None, 100, PRESETS["quick"]["pop_size"])
-    assert load_config(preset="standard", overrides={"problem": "zdt1"}).generations == \
-        PRESETS["standard"]["generations"]
+    assert (c.generations, c.max_evaluations, c.pop_size) == (PRESETS["quick"]["generations"], 100,
+                                                              PRESETS["quick"]["pop_size"])
+    # preset < file < flags for the same budget; budgets from each source add up
+    p = write(tmp_path, 'preset = "quick"\nproblem = "zdt1"\ngenerations = 7\nmax_seconds = 60\n')
+    assert load_config(p).budgets() == {"generations": 7, "max_seconds": 60.0}
+    assert load_config(p, overrides={"generations": 9, "max_evaluations": 50}).budgets() == \
+        {"generations": 9, "max_evaluations": 50, "max_seconds": 60.0}
 
 
 def test_diffusion_is_the_default_problem_with_its_own_presets():
-    from evodiff_ray.config import DIFFUSION_PRESETS
+    from evodiff_ray.problems.diffusion import DiffusionProblem
 
     c = load_config(preset="quick")
     assert c.problem == "diffusion"
-    assert (c.pop_size, c.generations) == (DIFFUSION_PRESETS["quick"]["pop_size"],
-                                           DIFFUSION_PRESETS["quick"]["generations"])
+    assert (c.pop_size, c.generations) == (DiffusionProblem.presets["quick"]["pop_size"],
+                                           DiffusionProblem.presets["quick"]["generations"])
     assert c.problem_options["fidelity"] == "quick"
     c = load_config(preset="quick", overrides={"fidelity": "standard"})
     assert c.problem_options["fidelity"] == "standard"
-    with pytest.raises(UsageError, match="fidelity applies to the diffusion problem"):
+    c = load_config(preset="quick", overrides={"problem_options": {"fidelity": "full"}})
+    assert c.problem_options["fidelity"] == "full"             # not "given twice": the preset yields
+    with pytest.raises(UsageError, match="fidelity is not an option of problem 'zdt1' \\(it applies to: diffusion\\)"):
         load_config(overrides={"problem": "zdt1", "fidelity": "quick"})
+    with pytest.raises(UsageError, match="given twice"):
+        load_config(overrides={"fidelity": "quick", "problem_options": {"fidelity": "full"}})
     with pytest.raises(UsageError, match="several chips"):
         load_config(overrides={"target": "m1,m2-max"})
     with pytest.raises(UsageError, match="unknown"):
         load_config(overrides={"target": "m9-hyper"})
+
+
+def test_a_problem_describes_its_presets_and_the_config_fields_it_takes():
+    name = f"{__name__}:TunedSynthetic"
+    c = load_config(preset="tiny", overrides={"problem": name})
+    assert (c.pop_size, c.generations, c.problem_options) == (4, 2, {"fidelity": "low"})
+    with pytest.raises(UsageError, match="unknown preset 'quick' for problem .*; choose one of tiny"):
+        load_config(preset="quick", overrides={"problem": name})
+    # target pins actors for any problem; it joins the options only of a problem that takes it
+    c = load_config(overrides={"problem": name, "target": "any"})
+    assert c.target == "any" and "target" not in c.problem_options
+    c = load_config(overrides={"problem": "diffusion", "target": "any"})
+    assert c.problem_options["target"] == "any"
+
+
+def test_flags_and_resumable_set_come_from_the_field_metadata():
+    keys = [key for key, _, _ in config_fields()]
+    flags = {f.key: f for f in cli_flags()}
+    assert set(flags) == set(keys)                              # every field has a flag ...
+    assert all(f.help and f.names[0].startswith("--") for f in flags.values())   # ... with help
+    assert flags["pop_size"].names == ("--pop",) and flags["problem_options"].names == ("--problem-option", "-O")
+    assert flags["actor.num_cpus"].names == ("--num-cpus",) and flags["actor.resources"].values is float
+    assert {"generations", "max_seconds", "workers", "actor", "redis_url"} <= RESUMABLE_OVERRIDES
+    assert not {"seed", "pop_size", "problem", "mode"} & RESUMABLE_OVERRIDES
+
+
+BAD_SERVICES = [
+    ({"redis_url": "localhost:6379"}, "redis_url 'localhost:6379' is not a Redis URL: it has no scheme"),
+    ({"redis_url": "redis://h:abc"}, "the port 'abc' is not a number"),
+    ({"tracking_uri": "./mlruns"}, "tracking_uri './mlruns' is not an MLflow tracking URI"),
+    ({"address": "http://h:8265"}, "that is the dashboard's address"),
+]
+
+
+@pytest.mark.parametrize("overrides, match", BAD_SERVICES)
+def test_malformed_service_addresses_are_usage_errors(overrides, match):
+    with pytest.raises(UsageError, match=re.escape(match)):
+        load_config(overrides={"problem": "zdt1", **overrides})
+
+
+def test_service_addresses_from_the_environment_are_checked_when_used(monkeypatch):
+    monkeypatch.setenv("EVODIFF_REDIS_URL", "redis://h:99999")
+    with pytest.raises(UsageError, match="EVODIFF_REDIS_URL 'redis://h:99999' .* out of range"):
+        load_config(overrides={"problem": "zdt1"})
+    load_config(overrides={"problem": "zdt1", "no_cache": True})          # not used: not checked
+    load_config(overrides={"problem": "zdt1", "redis_url": "redis://127.0.0.1:6379/0"})   # the flag wins
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "mlruns here")
+    with pytest.raises(UsageError, match="MLFLOW_TRACKING_URI"):
+        load_config(overrides={"problem": "zdt1", "no_cache": True})
+    load_config(overrides={"problem": "zdt1", "no_cache": True, "no_tracking": True})
 
 
 def test_to_dict_round_trips_through_json():

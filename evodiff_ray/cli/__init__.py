@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from evodiff_ray.core.errors import RuntimeFailure, UsageError
@@ -38,6 +39,20 @@ class Command:
 
     def run(self, args: argparse.Namespace) -> int:  # pragma: no cover - interface
         raise NotImplementedError
+
+
+def redis_url_arg(value: str | None, env: str | None = "EVODIFF_REDIS_URL") -> str | None:
+    """A command's ``--redis-url``, else the environment variable ``env`` (when set), checked.
+
+    Raises:
+        UsageError: a malformed URL, naming the flag or the variable it came from.
+    """
+    from evodiff_ray.core.urls import check_redis_url
+
+    if value is not None:
+        return check_redis_url(value, "--redis-url")
+    from_env = os.environ.get(env) if env else None
+    return check_redis_url(from_env, env) if from_env else None
 
 
 class _Parser(argparse.ArgumentParser):

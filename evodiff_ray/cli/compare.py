@@ -6,9 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from evodiff_ray.cache.front_store import read_front
-from evodiff_ray.cli import Command
-from evodiff_ray.core.errors import UsageError
+from evodiff_ray.cli import Command, redis_url_arg
 
 
 class CompareCommand(Command):
@@ -24,9 +22,11 @@ class CompareCommand(Command):
         parser.add_argument("--format", choices=("table", "json"), default="table")
 
     def run(self, args: argparse.Namespace) -> int:
+        from evodiff_ray.cache.front_store import read_front
         from evodiff_ray.tracking.compare import compare_fronts, format_comparison, overlay_plot
 
-        fronts = {sid: read_front(sid, args.runs_dir, args.redis_url) for sid in args.search_ids}
+        redis_url = redis_url_arg(args.redis_url, env=None)
+        fronts = {sid: read_front(sid, args.runs_dir, redis_url) for sid in args.search_ids}
         cmp = compare_fronts(fronts)
         plot = Path(args.plot or Path(args.runs_dir) / f"compare-{'-'.join(args.search_ids)[:80]}.png")
         overlay_plot(plot, fronts)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import json
 import sys
 from typing import Any
 
-from evodiff_ray.cli import Command
+from evodiff_ray.cli import Command, redis_url_arg
 from evodiff_ray.core.errors import UsageError
 from evodiff_ray.core.table import format_table
 
@@ -46,7 +45,7 @@ class FrontCommand(Command):
         parser.add_argument("search_id", nargs="?", help="search id (default: the most recently updated)")
         parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
         parser.add_argument("--runs-dir", default="evodiff-runs", help="directory holding run dirs")
-        parser.add_argument("--redis-url", default=os.environ.get("EVODIFF_REDIS_URL"),
+        parser.add_argument("--redis-url",
                             help="read the live front from this Redis (any machine that reaches it); "
                                  "default EVODIFF_REDIS_URL, else the run dir")
 
@@ -54,13 +53,14 @@ class FrontCommand(Command):
         from evodiff_ray.cache.front_store import read_front
         from evodiff_ray.core.front import FileFrontStore
 
+        redis_url = redis_url_arg(args.redis_url)
         search_id = args.search_id
-        if search_id is None and args.redis_url:
-            search_id = _latest_in_redis(args.redis_url)
+        if search_id is None and redis_url:
+            search_id = _latest_in_redis(redis_url)
         search_id = search_id or FileFrontStore(args.runs_dir).latest()
         if search_id is None:
             raise UsageError(f"no search fronts under {args.runs_dir!r}; run 'evodiff-ray search' first")
-        front = read_front(search_id, args.runs_dir, args.redis_url)
+        front = read_front(search_id, args.runs_dir, redis_url)
         sys.stdout.write(format_front(front, args.format) + "\n")
         return 0
 

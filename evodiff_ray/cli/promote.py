@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from evodiff_ray.cli import Command
+from evodiff_ray.cli import Command, redis_url_arg
 
 
 class PromoteCommand(Command):
@@ -29,10 +29,15 @@ class PromoteCommand(Command):
         parser.add_argument("--format", choices=("table", "json"), default="table")
 
     def run(self, args: argparse.Namespace) -> int:
+        from evodiff_ray.core.urls import check_tracking_uri
+
+        redis_url = redis_url_arg(args.redis_url, env=None)
+        if args.tracking_uri is not None:
+            check_tracking_uri(args.tracking_uri, "--tracking-uri")
         from evodiff_ray.tracking.registry import promote
 
         out = promote(args.search_id, runs_dir=args.runs_dir, pick=args.pick, alias=args.alias,
-                      model_name=args.model_name, tracking_uri=args.tracking_uri, redis_url=args.redis_url,
+                      model_name=args.model_name, tracking_uri=args.tracking_uri, redis_url=redis_url,
                       fidelity=args.fidelity,
                       progress=lambda m: print(m, file=sys.stderr, flush=True))
         if args.format == "json":

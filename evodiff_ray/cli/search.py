@@ -24,8 +24,10 @@ class ProgressPrinter(Tracker):
 
     def on_start(self, config, run_dir, resumed) -> None:
         what = "resuming" if resumed else "starting"
+        stops = " or ".join(f"{k}={_number(v)}" for k, v in config.budgets().items())
         self._print(f"{what} search {config.search_id}: problem {config.problem}, mode {config.mode}, "
-                    f"pop {config.pop_size}, seed {config.seed}; run dir {run_dir}")
+                    f"pop {config.pop_size}, seed {config.seed}; stops at {stops} (first reached); "
+                    f"run dir {run_dir}")
 
     def note(self, message: str) -> None:
         """A one-off line about the set-up (where the cache and tracking live)."""
@@ -63,14 +65,25 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.0f}%"
 
 
-def _key_value(text: str) -> tuple[str, Any]:
+def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _metavar(flag) -> str | None:
+    """``--pop N``, ``--redis-url REDIS_URL``; a flag with choices shows them instead."""
+    if flag.metavar or flag.choices:
+        return flag.metavar
+    return "N" if flag.kind is int else flag.names[0].lstrip("-").upper().replace("-", "_")
+
+
+def _json_or_text(value: str) -> Any:
     try:
-        return key, json.loads(value)
+        return json.loads(value)
     except json.JSONDecodeError:
-        return key, value
+        return value
 
 
 class SearchCommand(Command):
@@ -80,41 +93,26 @@ class SearchCommand(Command):
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
+        from evodiff_ray.config import GROUPS, cli_flags
+        from evodiff_ray.problems import problem_names
+
         a = parser.add_argument
         a("--config", metavar="FILE.toml", help="TOML config (top-level fields, [actor], [problem_options])")
-        a("--preset", choices=("quick", "standard"), help="starting point the config and flags override")
-        a("--problem", help="zdt1, zdt2, zdt3, dtlz2, synthetic, diffusion, or package.module:factory")
-        a("--problem-option", "-O", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
-          help="a problem option (value parsed as JSON when it can be); repeatable")
-        a("--pop", type=int, dest="pop_size", help="population size")
-        a("--offspring", type=int, dest="n_offsprings", help="offspring per ask (async default: workers)")
-        a("--generations", type=int, help="stop after this many generations")
-        a("--evaluations", type=int, dest="max_evaluations", help="stop after this many evaluations")
-        a("--max-seconds", type=float, help="stop starting new work after this many seconds")
-        a("--mode", choices=("generational", "async"), help="generation barrier, or none")
-        a("--seed", type=int, help="random seed of the algorithm")
-        a("--backend", choices=("ray", "local"), help="Ray actor pool (default) or in-process")
-        a("--workers", type=int, help="evaluator actors (default: as many as resources allow)")
-        a("--batch-size", type=int, help="genomes per actor call")
-        a("--num-cpus", type=float, dest="actor.num_cpus", help="CPUs per evaluator actor")
-        a("--resource", action="append", type=_key_value, default=[], metavar="NAME=AMOUNT",
-          help="custom Ray resource per actor, e.g. apple_silicon=1; repeatable")
-        a("--label", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
-          help="node label an actor must land on; repeatable")
-        a("--address", help="Ray cluster: auto, host:port or ray://host:10001 (token auth: export the "
-                            "cluster's RAY_AUTH_MODE)")
-        a("--redis-url", help="Redis for the fitness cache and live front")
-        a("--no-cache", action="store_true", default=None,
-          help="do not use the fitness cache (no Redis needed)")
-        a("--tracking-uri", help="MLflow tracking URI (default: sqlite in the runs dir, or MLFLOW_TRACKING_URI)")
-        a("--no-tracking", action="store_true", default=None, help="do not record the search in MLflow")
-        a("--experiment", help="MLflow experiment name (default evodiff-<problem>[-<dataset digest>])")
-        a("--search-id", help="run id (default: generated); with --resume, the run to continue")
+        a("--preset", help="the problem's starting point (quick or standard) that the config and flags override")
         a("--resume", action="store_true", help="continue the run's checkpoint (saved config is used)")
-        a("--target", help="hardware target (chip profile)")
-        a("--fidelity", help="training budget level")
-        a("--runs-dir", help="directory of run dirs (default ./evodiff-runs)")
         a("--quiet", action="store_true", help="no progress lines")
+        # every other flag is generated from the config fields' metadata (evodiff_ray.config)
+        groups = {key: parser.add_argument_group(title) for key, title in GROUPS.items()}
+        for flag in cli_flags():
+            kwargs: dict[str, Any] = {"dest": flag.key,
+                                      "help": flag.help.replace("{problems}", ", ".join(problem_names()))}
+            if flag.kind is bool:
+                kwargs.update(action="store_true", default=None)
+            elif flag.kind is dict:
+                kwargs.update(action="append", type=_key_value, default=[], metavar=flag.metavar or "KEY=VALUE")
+            else:
+                kwargs.update(type=flag.kind, choices=flag.choices, metavar=_metavar(flag))
+            groups[flag.group].add_argument(*flag.names, **kwargs)
 
     def run(self, args: argparse.Namespace) -> int:
         from evodiff_ray.search import search
@@ -125,7 +123,9 @@ class SearchCommand(Command):
         from evodiff_ray.cli.front import format_front
 
         print(format_front(result.front, "table"))
-        print(f"stopped: {result.stop_reason}; hypervolume {result.hypervolume:.6g}")
+        hv = result.hypervolume
+        print(f"{stopped_line(result.stop_reason, config.budgets())}; "
+              f"hypervolume {'-' if hv is None else f'{hv:.6g}'}")
         c = result.front.get("cache", {})
         svc = (result.history[-1].get("cache_service") if result.history else None) or {}
         print(f"evaluations: {result.front.get('evaluations')} ({c.get('misses', 0)} evaluated, "
@@ -137,24 +137,60 @@ class SearchCommand(Command):
         return 0
 
 
+def stopped_line(reason: str, budgets: dict[str, Any]) -> str:
+    """Which budget ended the search, in words (pure).
+
+    ``"max_seconds=2400.0"`` with budgets ``{"generations": 10, "max_seconds": 2400.0}`` gives
+    ``"stopped: max_seconds=2400 reached (first of generations=10, max_seconds=2400)"``; a
+    reason that is not a budget (the population converged, an interruption) is shown as is.
+    """
+    name, sep, rest = (reason or "").partition("=")
+    if not sep or name not in budgets:
+        return f"stopped: {reason or 'unknown'}"
+    value, _, note = rest.partition(" ")
+    line = f"stopped: {name}={_number(value)} reached" + (f" {note}" if note else "")
+    if len(budgets) > 1:
+        line += f" (first of {', '.join(f'{k}={_number(v)}' for k, v in budgets.items())})"
+    return line
+
+
+def _number(value: Any) -> str:
+    """``2400.0`` -> ``2400``; anything else as written."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return str(int(x)) if x.is_integer() else f"{x:g}"
+
+
+def check_service_flags(args: argparse.Namespace) -> None:
+    """The address flags given on the command line, checked before anything connects.
+
+    Raises:
+        UsageError: a malformed ``--address``, ``--redis-url`` or ``--tracking-uri``.
+    """
+    from evodiff_ray.core.urls import check_ray_address, check_redis_url, check_tracking_uri
+
+    for dest, flag, check in (("address", "--address", check_ray_address),
+                              ("redis_url", "--redis-url", check_redis_url),
+                              ("tracking_uri", "--tracking-uri", check_tracking_uri)):
+        value = getattr(args, dest, None)
+        if value is not None:
+            check(value, flag)
+
+
 def build_config(args: argparse.Namespace):
     """The SearchConfig from parsed flags (a resume starts from the run's saved config)."""
-    from evodiff_ray.config import load_config, resume_config
+    from evodiff_ray.config import cli_flags, load_config, resume_config
 
-    overrides: dict[str, Any] = {
-        k: getattr(args, k) for k in (
-            "problem", "pop_size", "n_offsprings", "generations", "max_evaluations", "max_seconds",
-            "mode", "seed", "backend", "workers", "batch_size", "actor.num_cpus", "address",
-            "redis_url", "no_cache", "tracking_uri", "no_tracking", "experiment", "search_id", "target",
-            "fidelity", "runs_dir",
-        )
-    }
-    if args.problem_option:
-        overrides["problem_options"] = dict(args.problem_option)
-    if args.resource:
-        overrides["actor.resources"] = dict(args.resource)
-    if args.label:
-        overrides["actor.label_selector"] = {k: str(v) for k, v in args.label}
+    check_service_flags(args)
+    overrides: dict[str, Any] = {}
+    for flag in cli_flags():
+        value = getattr(args, flag.key)
+        if flag.kind is dict:
+            # str-valued tables (node labels) keep the text as given; others take JSON values
+            value = {k: (text if flag.values is str else _json_or_text(text)) for k, text in value} or None
+        overrides[flag.key] = value
     if not args.resume:
         return load_config(args.config, args.preset, overrides)
     if args.config or args.preset:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
-from evodiff_ray.cli import Command
+from evodiff_ray.cli import Command, redis_url_arg
 from evodiff_ray.core.table import format_table
 
 
@@ -25,7 +24,7 @@ class SearchesCommand(Command):
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--redis-url", default=os.environ.get("EVODIFF_REDIS_URL"),
+        parser.add_argument("--redis-url",
                             help="Redis holding live fronts (default EVODIFF_REDIS_URL, else the embedded server)")
         parser.add_argument("--runs-dir", default="evodiff-runs", help="where run dirs live (default evodiff-runs)")
         parser.add_argument("--format", choices=("table", "json"), default="table")
@@ -41,7 +40,7 @@ class SearchesCommand(Command):
                                         "where": "run dir"}
             except (ValueError, KeyError, TypeError, OSError):
                 continue
-        url = args.redis_url or embedded_redis_url(args.runs_dir)
+        url = redis_url_arg(args.redis_url) or embedded_redis_url(args.runs_dir)
         if url:
             import redis
 

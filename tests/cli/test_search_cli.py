@@ -31,11 +31,82 @@ def test_search_prints_progress_front_and_location(runs_dir, capsys):
     assert lines[0] == "key,generation,f1,f2,node,device" and len(lines) == 1 + len(front["points"])
 
 
-def test_resume_flag_continues_a_run(runs_dir, capsys):
-    main(quick(runs_dir, "--search-id", "r1", "--quiet"))
-    assert main(["search", "--resume", "--search-id", "r1", "--generations", "5", "--runs-dir", str(runs_dir),
-                 "--quiet"]) == 0
-    assert json.loads((runs_dir / "r1" / "front.json").read_text())["generation"] == 5
+@pytest.mark.redis
+def test_resume_after_ctrl_c_evaluates_nothing_twice(runs_dir, tmp_path, capsys, monkeypatch):
+    """Ctrl-C in the middle of generation 2, then ``--resume``: every candidate is evaluated once.
+
+    The problem logs each evaluation on the evaluator's side. The half-evaluated generation is
+    not in the checkpoint, so the resume asks it again; the embedded Redis cache (the default)
+    returns the four already evaluated, and only the rest are evaluated.
+    """
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "promises"))
+    from logged_problem import evaluated_keys
+
+    log = tmp_path / "evaluations.log"
+    first = ["search", "--problem", "logged_problem:make", "-O", f"log_path={log}", "-O", "interrupt_at=12",
+             "--pop", "8", "--generations", "5", "--backend", "local", "--runs-dir", str(runs_dir),
+             "--search-id", "r1", "--no-tracking", "--quiet"]
+    assert main(first) == 130                                  # interrupted, as a Ctrl-C exits
+    assert "interrupted" in capsys.readouterr().err
+    assert len(evaluated_keys(log)) == 12                       # generation 1 and half of generation 2
+    assert json.loads((runs_dir / "r1" / "front.json").read_text())["generation"] == 1
+    assert main(["search", "--resume", "--search-id", "r1", "--runs-dir", str(runs_dir), "--quiet"]) == 0
+    keys = evaluated_keys(log)
+    front = json.loads((runs_dir / "r1" / "front.json").read_text())
+    assert front["status"] == "finished" and front["generation"] == 5 and front["evaluations"] == 40
+    assert len(keys) == len(set(keys)) == 40                    # nothing evaluated twice, nothing lost
+    assert front["cache"] == {"hits": 4, "misses": 36, "waited": 0}   # the 4 done before Ctrl-C: cache hits
+
+
+def test_every_budget_given_applies_and_the_summary_names_the_one_that_ended_it(runs_dir, capsys):
+    # the preset's 5 generations end the search although a time budget is given beside them
+    assert main(["search", "--problem", "zdt1", "--preset", "quick", "--max-seconds", "2400", "--backend", "local",
+                 "--runs-dir", str(runs_dir), "--no-cache", "--no-tracking", "--search-id", "b1"]) == 0
+    out = capsys.readouterr().out
+    assert "stops at generations=5 or max_seconds=2400 (first reached)" in out
+    assert "stopped: generations=5 reached (first of generations=5, max_seconds=2400)" in out
+    assert json.loads((runs_dir / "b1" / "front.json").read_text())["generation"] == 5
+    # here time runs out long before the preset's 50 generations (64 x 5 ms each, in-process)
+    assert main(["search", "--problem", "synthetic", "-O", "mean_ms=5", "--preset", "standard", "--max-seconds", "1",
+                 "--backend", "local", "--runs-dir", str(runs_dir), "--no-cache", "--no-tracking", "--quiet",
+                 "--search-id", "b2"]) == 0
+    out = capsys.readouterr().out
+    assert "stopped: max_seconds=1 reached (first of generations=50, max_seconds=1)" in out
+    assert 1 <= json.loads((runs_dir / "b2" / "front.json").read_text())["generation"] < 50
+
+
+def test_search_help_shows_every_flag_with_its_help(capsys):
+    from evodiff_ray.config import cli_flags
+
+    with pytest.raises(SystemExit) as e:
+        main(["search", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    squeezed = "".join(out.split())
+    from evodiff_ray.problems import problem_names
+
+    for flag in cli_flags():
+        text = flag.help.replace("{problems}", ", ".join(problem_names()))
+        assert all(name in out for name in flag.names) and "".join(text.split()) in squeezed, flag
+    # the flag names scripts and the README use stay as they were
+    for name in ("--config", "--preset", "--problem", "-O", "--pop", "--offspring", "--generations", "--evaluations",
+                 "--max-seconds", "--mode", "--seed", "--backend", "--workers", "--batch-size", "--num-cpus",
+                 "--resource", "--label", "--address", "--redis-url", "--no-cache", "--tracking-uri", "--no-tracking",
+                 "--experiment", "--search-id", "--resume", "--target", "--fidelity", "--runs-dir", "--quiet"):
+        assert f" {name} " in out.replace(",", " ").replace("\n", " "), name
+
+
+def test_flag_values_reach_the_config(runs_dir):
+    from evodiff_ray.cli import build_parser
+    from evodiff_ray.cli.search import build_config
+
+    args = build_parser().parse_args([
+        "search", "--problem", "synthetic", "-O", "mean_ms=5", "-O", "name=x", "--resource", "apple_silicon=1",
+        "--label", "chip=4", "--num-cpus", "2", "--start-timeout", "30", "--no-cache", "--runs-dir", str(runs_dir)])
+    c = build_config(args)
+    assert c.problem_options == {"mean_ms": 5, "name": "x"}
+    assert (c.actor.resources, c.actor.label_selector) == ({"apple_silicon": 1.0}, {"chip": "4"})
+    assert (c.actor.num_cpus, c.actor.start_timeout_s, c.no_cache, c.no_tracking) == (2.0, 30.0, True, False)
 
 
 BAD = [
@@ -50,6 +121,10 @@ BAD = [
     (["search", "--resume"], "--resume needs --search-id"),
     (["search", "--resume", "--search-id", "nope"], "nothing to resume"),
     (["search", "--problem", "synthetic", "-O", "failure_rate=3", "--backend", "local"], "failure_rate"),
+    (["search", "--problem", "zdt1", "--fidelity", "quick"], "fidelity is not an option of problem 'zdt1'"),
+    (["search", "--problem", "zdt1", "--preset", "huge"], "unknown preset 'huge' for problem 'zdt1'"),
+    (["search", "--resource", "apple_silicon=0"], "actor.resources.apple_silicon must be > 0"),
+    (["search", "--label", "chip"], "expected KEY=VALUE"),
     (["front", "nope"], "no search 'nope'"),
 ]
 
