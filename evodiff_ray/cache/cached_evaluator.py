@@ -6,35 +6,30 @@ search has claimed are *waited for* (polled with backoff) instead of evaluated a
 and duplicates within this search ride along with the first copy. A claim whose owner
 died expires; the waiter then takes it over and evaluates.
 
-If Redis goes away the search carries on uncached: it warns once, retries the
-connection with backoff, writes back the results it got meanwhile, and resumes caching.
+Three parts, composed here: the claim protocol (:class:`~evodiff_ray.cache.claims.ClaimBook`),
+the Redis up/down state with write-back (:class:`~evodiff_ray.cache.connection.ResilientConnection`)
+and the claims' lease renewer (:class:`~evodiff_ray.cache.renewer.LeaseRenewer`). If Redis
+goes away the search carries on uncached and resumes caching when it is back.
+
+Transient failures (an actor or node lost, a time limit under overload) are returned to
+the search but never stored; their claim is released so that a waiter, or a later
+search, evaluates the genome again.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
+from evodiff_ray.cache.claims import ClaimBook, Lookup
+from evodiff_ray.cache.connection import BACKLOG_LIMIT, ResilientConnection
 from evodiff_ray.cache.redis_cache import FitnessCache
-from evodiff_ray.core.urls import redact
+from evodiff_ray.cache.renewer import LeaseRenewer
 from evodiff_ray.core.evaluator import Evaluator, Outcome, Task
-from evodiff_ray.core.fitness import Fitness
-from evodiff_ray.core.key import cache_key_function
+from evodiff_ray.core.key import EvaluationSettings, cache_key_function
 
-log = logging.getLogger(__name__)
-
-#: most results kept in memory for write-back while Redis is down
-BACKLOG_LIMIT = 10_000
-
-
-@dataclass
-class _Wait:
-    tasks: list[Task]
-    next_check: float
-    delay: float = 0.05
+__all__ = ["BACKLOG_LIMIT", "CachedEvaluator"]
 
 
 @dataclass
@@ -44,14 +39,9 @@ class _Stats:
     waited: int = 0
     stale_takeovers: int = 0
     uncached: int = 0
+    transient: int = 0
     lookups: int = 0
     lookup_s: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _cacheable(fit: Fitness) -> bool:
-    """Transient failures (worker deaths, time-outs under load) are not cached."""
-    return not fit.extras.get("transient", False)
 
 
 class CachedEvaluator(Evaluator):
@@ -60,35 +50,26 @@ class CachedEvaluator(Evaluator):
     Args:
         inner: the evaluator doing real work (Ray pool or in-process).
         cache: the Redis fitness cache.
-        settings: evaluation settings joining the candidate key (see
+        settings: the problem's evaluation settings (an
+            :class:`~evodiff_ray.core.key.EvaluationSettings`), joining the candidate key (see
             :func:`evodiff_ray.core.key.cache_key`).
         max_wait_delay_s: longest pause between checks on another search's claim.
         reconnect_max_s: longest pause between reconnection attempts while Redis is down.
     """
 
-    def __init__(self, inner: Evaluator, cache: FitnessCache, settings: dict[str, Any],
+    def __init__(self, inner: Evaluator, cache: FitnessCache, settings: EvaluationSettings,
                  max_wait_delay_s: float = 2.0, reconnect_max_s: float = 30.0):
         self.inner = inner
         self.cache = cache
         self.settings = settings
         self._rkey = cache_key_function(settings)
-        self.max_wait_delay_s = max_wait_delay_s
-        self.reconnect_max_s = reconnect_max_s
+        self.claims = ClaimBook(cache, self._rkey, max_wait_delay_s)
+        self.connection = ResilientConnection(cache, reconnect_max_s, on_down=self._on_down)
+        self.renewer = LeaseRenewer(lambda keys: self.connection.safely(lambda: cache.renew(keys)),
+                                    self.claims.owned_keys, period_s=cache.claim_ttl_ms / 3000).start()
         self._ready: list[Outcome] = []
-        self._followers: dict[str, list[Task]] = {}   # rkey -> tasks riding on one evaluation
-        self._owned: dict[int, str] = {}               # ordinal sent to inner -> rkey (claimed by us)
         self._uncached: set[int] = set()               # ordinals sent to inner while Redis was down
-        self._waiting: dict[str, _Wait] = {}
-        self._backlog: dict[str, Fitness] = {}
-        self._down = False
-        self._retry_at = 0.0
-        self._retry_delay = 0.5
-        self._warned_down = False
         self.stats_ = _Stats()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._renewer = threading.Thread(target=self._renew_loop, name="evodiff-claim-renewer", daemon=True)
-        self._renewer.start()
 
     # -- Evaluator interface -------------------------------------------------------
     @property
@@ -97,45 +78,47 @@ class CachedEvaluator(Evaluator):
 
     @property
     def in_flight(self) -> int:
-        followers = sum(len(v) - 1 for v in self._followers.values())
-        waiting = sum(len(w.tasks) for w in self._waiting.values())
-        return self.inner.in_flight + followers + waiting + len(self._ready)
+        return self.inner.in_flight + self.claims.riders + self.claims.waiting + len(self._ready)
 
     def submit(self, tasks: Sequence[Task]) -> None:
         if not tasks:
             return
-        self._maybe_reconnect()
-        if self._down:
+        if not self.connection.maybe_reconnect():
             self._send_uncached(tasks)
             return
-        groups: dict[str, list[Task]] = {}
-        for t in tasks:
-            rkey = self._rkey(t.key)
-            if rkey in self._followers:          # already being evaluated by this search
-                self._followers[rkey].append(t)
-            elif rkey in self._waiting:          # already waiting on another search
-                self._waiting[rkey].tasks.append(t)
-            else:
-                groups.setdefault(rkey, []).append(t)
-        if groups:
-            self._lookup_and_dispatch(groups)
+        groups = self.claims.route(tasks)
+        if not groups:
+            return
+        import redis
+
+        t0 = time.perf_counter()
+        try:
+            found = self.claims.lookup(groups)
+        except redis.RedisError as e:
+            self.connection.went_down(e)
+            self._send_uncached([t for ts in groups.values() for t in ts])
+            return
+        self.stats_.lookups += len(groups)
+        self.stats_.lookup_s += time.perf_counter() - t0
+        self.stats_.hits += len(found.answered)
+        self._take(found)
 
     def poll(self, timeout: float | None = None) -> list[Outcome]:
-        self._maybe_reconnect()
+        self.connection.maybe_reconnect()
         if self._ready:
             out, self._ready = self._ready, []
             return out + self._collect(self.inner.poll(timeout=0))
         deadline = time.monotonic() + (timeout or 0)
         while True:
             wait = max(0.0, deadline - time.monotonic())
-            if self._waiting:
-                nxt = min(w.next_check for w in self._waiting.values())
+            nxt = self.claims.next_check
+            if nxt is not None:
                 wait = min(wait, max(0.0, nxt - time.monotonic()))
             got = self._collect(self.inner.poll(timeout=wait) if self.inner.in_flight else self._sleep(wait))
             self._check_waiting()
             if self._ready:
                 got, self._ready = got + self._ready, []
-            if got or time.monotonic() >= deadline or (not self.inner.in_flight and not self._waiting):
+            if got or time.monotonic() >= deadline or (not self.inner.in_flight and not self.claims.waiting):
                 return got
 
     def stats(self) -> dict[str, Any]:
@@ -143,10 +126,15 @@ class CachedEvaluator(Evaluator):
         st = self.stats_
         s["cache"] = {
             "hits": st.hits, "misses": st.misses, "waited": st.waited, "stale_takeovers": st.stale_takeovers,
-            "uncached": st.uncached, "redis": "down" if self._down else "up",
+            "uncached": st.uncached, "transient": st.transient,
+            "redis": "down" if self.connection.down else "up",
             "lookup_ms_per_key": 1000 * st.lookup_s / st.lookups if st.lookups else None,
         }
         return s
+
+    def metrics_tracker(self):
+        """The wrapped evaluator's metrics tracker (the cache adds none of its own)."""
+        return self.inner.metrics_tracker()
 
     def close(self) -> None:
         self.release()
@@ -154,176 +142,64 @@ class CachedEvaluator(Evaluator):
 
     def release(self) -> None:
         """Stop renewing and drop our claims, leaving the wrapped evaluator open."""
-        if self._stop.is_set():
+        if self.renewer.stopped:
             return
-        self._stop.set()
-        self._renewer.join(timeout=5)
-        if not self._down:
-            for rkey in set(self._owned.values()):
-                try:
-                    self.cache.release(rkey)
-                except Exception:  # noqa: BLE001 - best effort on the way out
-                    break
+        self.renewer.stop()
+        keys = self.claims.owned_keys()
+        self.connection.safely(lambda: self.cache.release_many(keys))
 
     # -- internals -----------------------------------------------------------------
     def _sleep(self, seconds: float) -> list[Outcome]:
         time.sleep(min(seconds, 0.5))
         return []
 
-    def _lookup_and_dispatch(self, groups: dict[str, list[Task]]) -> None:
-        import redis
-
-        rkeys = list(groups)
-        try:
-            t0 = time.perf_counter()
-            found = self.cache.get_many(rkeys)
-            self.stats_.lookups += len(rkeys)
-            self.stats_.lookup_s += time.perf_counter() - t0
-            misses = [k for k, f in zip(rkeys, found) if f is None]
-            claims = self.cache.claim_many(misses)
-        except redis.RedisError as e:
-            self._went_down(e)
-            self._send_uncached([t for ts in groups.values() for t in ts])
-            return
-        for rkey, fit in zip(rkeys, found):
-            if fit is not None:
-                self._ready.extend(Outcome(t, fit, "hit") for t in groups[rkey])
-                self.stats_.hits += len(groups[rkey])
-        to_inner = []
-        now = time.monotonic()
-        for rkey, mine in zip(misses, claims):
-            if mine:
-                to_inner.append(self._own(rkey, groups[rkey]))
-            else:
-                self._waiting[rkey] = _Wait(list(groups[rkey]), now + 0.05)
-        if to_inner:
-            self.inner.submit(to_inner)
-
-    def _own(self, rkey: str, tasks: list[Task]) -> Task:
-        with self._lock:
-            self._followers[rkey] = list(tasks)
-            self._owned[tasks[0].ordinal] = rkey
-        return tasks[0]
+    def _take(self, found: Lookup) -> None:
+        """Queue what the cache answered; send what we now hold the claims for to ``inner``."""
+        self._ready.extend(found.answered)
+        if found.to_evaluate:
+            self.inner.submit(found.to_evaluate)
 
     def _send_uncached(self, tasks: Sequence[Task]) -> None:
         for t in tasks:
             self._uncached.add(t.ordinal)
         self.inner.submit(list(tasks))
 
-    def _collect(self, outcomes: list[Outcome]) -> list[Outcome]:
-        import redis
+    def _on_down(self) -> None:
+        # tasks waiting on other searches can no longer be watched: evaluate them ourselves
+        waiting = self.claims.abandon_waiting()
+        if waiting:
+            self._send_uncached(waiting)
 
+    def _collect(self, outcomes: list[Outcome]) -> list[Outcome]:
         out: list[Outcome] = []
         for o in outcomes:
+            self.stats_.misses += 1
+            self.stats_.transient += o.fitness.transient
             if o.task.ordinal in self._uncached:
                 self._uncached.discard(o.task.ordinal)
-                self.stats_.misses += 1
                 self.stats_.uncached += 1
-                if _cacheable(o.fitness) and len(self._backlog) < BACKLOG_LIMIT:
-                    self._backlog[self._rkey(o.task.key)] = o.fitness
+                # sent while Redis was down, but it may be back by now: store (or keep while down)
+                self.connection.store(self._rkey(o.task.key), o.fitness)
                 out.append(o)
                 continue
-            with self._lock:
-                rkey = self._owned.pop(o.task.ordinal, None)
-                riders = self._followers.pop(rkey, [o.task]) if rkey else [o.task]
-            self.stats_.misses += 1
+            rkey, riders = self.claims.settle(o.task)
             out.append(Outcome(o.task, o.fitness, "evaluated"))
-            for t in riders[1:]:
-                out.append(Outcome(t, o.fitness, "hit"))
-                self.stats_.hits += 1
-            if rkey is None:
-                continue
-            if not _cacheable(o.fitness):
-                self._safe(lambda: self.cache.release(rkey))
-                continue
-            if self._down:
-                self._backlog[rkey] = o.fitness
-                continue
-            try:
-                self.cache.put(rkey, o.fitness)
-            except redis.RedisError as e:
-                self._went_down(e)
-                self._backlog[rkey] = o.fitness
+            out.extend(Outcome(t, o.fitness, "hit") for t in riders)
+            self.stats_.hits += len(riders)
+            if rkey is not None:
+                self.connection.store(rkey, o.fitness)
         return out
 
     def _check_waiting(self) -> None:
         import redis
 
-        if not self._waiting or self._down:
-            return
-        now = time.monotonic()
-        due = [k for k, w in self._waiting.items() if w.next_check <= now]
-        if not due:
+        if not self.claims.waiting or self.connection.down:
             return
         try:
-            found = self.cache.get_many(due)
-            pending = [k for k, f in zip(due, found) if f is None]
-            alive = dict(zip(pending, self.cache.claimed(pending)))
-            orphans = [k for k in pending if not alive[k]]
-            taken = dict(zip(orphans, self.cache.claim_many(orphans)))
+            found = self.claims.check_waiting()
         except redis.RedisError as e:
-            self._went_down(e)
+            self.connection.went_down(e)
             return
-        to_inner = []
-        for rkey, fit in zip(due, found):
-            w = self._waiting[rkey]
-            if fit is not None:
-                del self._waiting[rkey]
-                self._ready.extend(Outcome(t, fit, "waited") for t in w.tasks)
-                self.stats_.waited += len(w.tasks)
-            elif taken.get(rkey):
-                del self._waiting[rkey]
-                self.stats_.stale_takeovers += 1
-                to_inner.append(self._own(rkey, w.tasks))
-            else:
-                w.delay = min(w.delay * 2, self.max_wait_delay_s)
-                w.next_check = now + w.delay
-        if to_inner:
-            self.inner.submit(to_inner)
-
-    def _renew_loop(self) -> None:
-        period = max(0.05, self.cache.claim_ttl_ms / 3000)
-        while not self._stop.wait(period):
-            with self._lock:
-                keys = list(set(self._owned.values()))
-            if keys and not self._down:
-                self._safe(lambda: self.cache.renew(keys))
-
-    def _safe(self, fn) -> None:
-        import redis
-
-        try:
-            fn()
-        except redis.RedisError:
-            pass
-
-    def _went_down(self, error: Exception) -> None:
-        if not self._down:
-            self._down = True
-            self._retry_at = time.monotonic() + self._retry_delay
-            if not self._warned_down:
-                self._warned_down = True
-                log.warning("Redis at %s is unreachable (%s); continuing without the cache and retrying",
-                            redact(self.cache.url), type(error).__name__)
-        # tasks waiting on other searches can no longer be watched: evaluate them ourselves
-        waiting, self._waiting = self._waiting, {}
-        if waiting:
-            self._send_uncached([t for w in waiting.values() for t in w.tasks])
-
-    def _maybe_reconnect(self) -> None:
-        import redis
-
-        if not self._down or time.monotonic() < self._retry_at:
-            return
-        try:
-            self.cache.ping()
-            for rkey, fit in list(self._backlog.items()):
-                self.cache.put(rkey, fit)
-                del self._backlog[rkey]
-        except redis.RedisError:
-            self._retry_delay = min(self._retry_delay * 2, self.reconnect_max_s)
-            self._retry_at = time.monotonic() + self._retry_delay
-            return
-        self._down = False
-        self._retry_delay = 0.5
-        log.warning("Redis at %s is back; caching resumed", redact(self.cache.url))
+        self.stats_.waited += len(found.answered)
+        self.stats_.stale_takeovers += found.takeovers
+        self._take(found)

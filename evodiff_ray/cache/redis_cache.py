@@ -7,6 +7,9 @@ as a miss, so a fresh evaluation overwrites it. Nothing is ever unpickled.
 A miss is *claimed* with ``SET NX PX`` under ``evodiff:claim:v<schema>:<sha256>``; the
 owner renews the claim while it evaluates and deletes it when it stores the value. A
 claim whose owner died expires and can be taken over.
+
+Only what a genome will get again is stored: a transient failure of the infrastructure
+(:attr:`Fitness.transient`) is refused by :meth:`FitnessCache.put`.
 """
 
 from __future__ import annotations
@@ -113,8 +116,23 @@ class FitnessCache:
         """Drop our claim without storing a value (the evaluation was abandoned)."""
         self._release(keys=[claim_key(rkey)], args=[self.owner])
 
+    def release_many(self, rkeys: Sequence[str]) -> None:
+        """Drop our claims on these keys in one round trip."""
+        if not rkeys:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for k in rkeys:
+            self._release(keys=[claim_key(k)], args=[self.owner], client=pipe)
+        pipe.execute()
+
     def put(self, rkey: str, fitness: Fitness) -> None:
-        """Store a fitness and release our claim on it."""
+        """Store a fitness and release our claim on it.
+
+        Raises:
+            ValueError: ``fitness`` is a transient failure, which is never cached.
+        """
+        if not fitness.cacheable:
+            raise ValueError(f"refusing to cache a transient failure under {rkey} ({fitness.reason})")
         blob = json.dumps(fitness.to_dict(), sort_keys=True, allow_nan=False)
         pipe = self.client.pipeline(transaction=False)
         pipe.set(rkey, blob)

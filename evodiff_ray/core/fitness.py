@@ -1,8 +1,17 @@
-"""Fitness: the JSON record of one evaluation, shared by actors, cache, front and tracker."""
+"""Fitness: the JSON record of one evaluation, shared by actors, cache, front and tracker.
+
+Failure taxonomy. An infeasible record is either a *permanent* failure of the candidate
+(non-finite loss, out of memory at its size, an unsupported op, over a budget, a time limit
+on an idle machine): the same candidate fails the same way again, so the record is cached
+like any other. Or it is a *transient* failure of the infrastructure (an evaluator actor or
+node lost, a time limit hit while the machine was overloaded): the candidate may well
+succeed next time, so the record is shown in the search's results but never cached.
+"""
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +38,8 @@ class Fitness:
         seconds: wall time the evaluation took.
         evaluated_at: unix time the evaluation finished.
         schema: record version; readers reject a foreign schema.
+        transient: the failure was the infrastructure's, not the candidate's (only on
+            infeasible records); such a record is never cached. See :attr:`failure`.
     """
 
     objectives: dict[str, float]
@@ -40,17 +51,50 @@ class Fitness:
     seconds: float = 0.0
     evaluated_at: float = field(default_factory=time.time)
     schema: int = FITNESS_SCHEMA
+    transient: bool = field(default=False, kw_only=True)
+
+    def __post_init__(self):
+        if self.transient and self.feasible:
+            raise ValueError("a transient failure cannot be feasible")
 
     @classmethod
-    def infeasible(cls, objective_names, reason: str, constraint_names=(), **kw) -> "Fitness":
-        """A failed evaluation: every objective and constraint is ``inf``."""
+    def infeasible(cls, objective_names, reason: str, constraint_names=(), *, transient: bool = False,
+                   **kw) -> "Fitness":
+        """A failed evaluation: every objective and constraint is ``inf``.
+
+        Args:
+            objective_names: the problem's objective names (never empty: the record must
+                still read back, and compare, as one of this problem's).
+            reason: why it failed, one line.
+            constraint_names: the problem's constraint names.
+            transient: the infrastructure failed, not the candidate (never cached).
+
+        Raises:
+            ValueError: no objective names.
+        """
+        objective_names = tuple(objective_names)
+        if not objective_names:
+            raise ValueError("an infeasible Fitness needs the problem's objective names")
         return cls(
             objectives={n: math.inf for n in objective_names},
             constraints={n: math.inf for n in constraint_names},
             feasible=False,
             reason=reason,
+            transient=transient,
             **kw,
         )
+
+    @property
+    def failure(self) -> str | None:
+        """``None`` when feasible, else ``"transient"`` or ``"permanent"`` (see the module doc)."""
+        if self.feasible:
+            return None
+        return "transient" if self.transient else "permanent"
+
+    @property
+    def cacheable(self) -> bool:
+        """Whether a shared cache may keep this record: everything but a transient failure."""
+        return not self.transient
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict; non-finite floats become the strings ``"inf"``, ``"-inf"``, ``"nan"``."""
@@ -60,6 +104,7 @@ class Fitness:
             "constraints": {k: _enc(v) for k, v in self.constraints.items()},
             "feasible": self.feasible,
             "reason": self.reason,
+            "transient": self.transient,
             "measured_on": self.measured_on,
             "extras": {k: _enc(v) if isinstance(v, float) else v for k, v in self.extras.items()},
             "seconds": self.seconds,
@@ -87,6 +132,11 @@ class Fitness:
         reason = d.get("reason")
         if reason is not None and not isinstance(reason, str):
             raise FitnessFormatError("fitness 'reason' must be a string or null")
+        transient = d.get("transient", False)   # records written before the taxonomy: permanent
+        if not isinstance(transient, bool):
+            raise FitnessFormatError("fitness 'transient' must be true or false")
+        if transient and feasible:
+            raise FitnessFormatError("fitness 'transient' is only for infeasible records")
         measured_on = d.get("measured_on", {})
         extras = d.get("extras", {})
         if not isinstance(measured_on, dict) or not isinstance(extras, dict):
@@ -103,12 +153,32 @@ class Fitness:
             extras=extras,
             seconds=float(seconds),
             evaluated_at=float(at),
+            transient=transient,
         )
 
     @property
     def predicted(self) -> list[str]:
         """Names of objectives that were predicted rather than measured."""
         return list(self.measured_on.get("predicted", []))
+
+
+def overloaded(load1: float | None = None, cpus: int | None = None) -> bool:
+    """Whether the machine is overloaded: its 1-minute load average exceeds its CPU count.
+
+    A candidate's time limit that fires then says more about the machine than about the
+    candidate, so such a timeout is a transient failure.
+
+    Args:
+        load1: the 1-minute load average (default: measured now; unknown -> not overloaded).
+        cpus: the CPU count (default: this machine's).
+    """
+    if load1 is None:
+        try:
+            load1 = os.getloadavg()[0]
+        except (AttributeError, OSError):  # no load average on this platform
+            return False
+    cpus = cpus if cpus is not None else (os.cpu_count() or 1)
+    return load1 > cpus
 
 
 def _enc(v: float) -> float | str:

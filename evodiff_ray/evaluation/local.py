@@ -8,6 +8,7 @@ import traceback
 from collections import deque
 from typing import Any, Sequence
 
+from evodiff_ray.core.errors import UsageError
 from evodiff_ray.core.evaluator import Evaluator, Outcome, Task
 from evodiff_ray.core.fitness import Fitness
 
@@ -16,7 +17,8 @@ def evaluate_safely(problem, x_json: Any) -> Fitness:
     """Decode and evaluate one candidate; any failure becomes an infeasible Fitness.
 
     Used by every evaluator (in-process and in actors) so that a candidate's exception,
-    NaN objective or bad JSON never takes the worker down.
+    NaN objective or bad JSON never takes the worker down. These are permanent failures of
+    the candidate; a record the problem itself marks ``transient`` passes through as it is.
 
     Args:
         problem: a set-up :class:`~evodiff_ray.problems.base.SearchProblem`.
@@ -56,11 +58,17 @@ class LocalEvaluator(Evaluator):
 
     Args:
         problem: a :class:`~evodiff_ray.problems.base.SearchProblem`; ``setup()`` is called here.
+
+    Raises:
+        UsageError: the problem has no objective names.
     """
 
     def __init__(self, problem):
         self.problem = problem
         problem.setup()
+        if not tuple(problem.objective_names):
+            raise UsageError(f"problem {problem.name or type(problem).__name__!r} reports no "
+                             "objective names; set objective_names on the problem")
         self._queue: deque[Task] = deque()
         self._busy_s = 0.0
         self._start = time.perf_counter()

@@ -5,12 +5,16 @@ problem with ``make_problem`` and calls ``setup()`` once, so datasets and featur
 stay warm. Actors request ``num_cpus``, custom resources (``{"apple_silicon": 1}``) and a
 ``label_selector``; torch's thread count follows the CPU share.
 
-Failure handling:
-  * a candidate's exception, NaN or bad record is an infeasible Fitness; the actor lives on;
-  * an actor's death (its process killed) puts the genomes it held back at the head of the
-    queue; Ray restarts the actor and the pool uses it again once it answers. A genome whose
-    evaluator died ``max_attempts`` times becomes infeasible instead of looping forever.
-    Every submitted task yields exactly one outcome.
+Failure handling (the taxonomy is in :mod:`evodiff_ray.core.fitness`):
+  * a candidate's exception, NaN or bad record is an infeasible Fitness (a permanent
+    failure of the candidate); the actor lives on;
+  * an actor's death (its process killed, its node lost) puts the genomes it held back at
+    the head of the queue; Ray restarts the actor and the pool uses it again once it
+    answers. A genome whose evaluator died ``max_attempts`` times becomes a *transient*
+    failure (infeasible, never cached) instead of looping forever; so does a failure of
+    the actor's method itself, which is no fault of the candidate's.
+    Every submitted task yields exactly one outcome, with the problem's real objective
+    and constraint names (the actors report them).
   * every ``ray.get``/``ray.wait`` has a timeout; a resource no node offers is reported by name.
 
 Ray is imported lazily, only here and in the driver edge. Clusters: Ray 2.60 turns token
@@ -89,6 +93,11 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
                              "(with token auth, export the cluster's RAY_AUTH_MODE)") from None
 
 
+def actor_threads(num_cpus: float) -> int:
+    """Torch/OpenMP threads of an actor with ``num_cpus`` CPUs (at least one)."""
+    return max(1, int(num_cpus))
+
+
 def per_actor_request(num_cpus: float, resources: dict[str, float] | None) -> dict[str, float]:
     """The resources one actor asks for, in Ray's naming (``CPU`` plus custom ones)."""
     req = {"CPU": float(num_cpus)} if num_cpus > 0 else {}
@@ -151,8 +160,10 @@ class EvalActor:
         self.evaluated = 0
 
     def ready(self) -> dict[str, Any]:
-        """Where the actor runs; answering at all means ``setup()`` is done."""
-        return {"pid": os.getpid(), "node": platform.node()}
+        """Where the actor runs and what its problem reports; answering at all means ``setup()`` is done."""
+        return {"pid": os.getpid(), "node": platform.node(),
+                "objective_names": list(self.problem.objective_names),
+                "constraint_names": list(self.problem.constraint_names)}
 
     def evaluate(self, items: list[tuple[int, Any]]) -> dict[str, Any]:
         """Evaluate ``(ordinal, x_json)`` items; Fitness records come back as JSON dicts."""
@@ -199,7 +210,17 @@ class EvaluatorPool(Evaluator):
         namespace: Ray namespace of the named actors.
         owns_ray: shut Ray down in :meth:`close` (the pool's :func:`connect` started it).
         search_id: tag for the Ray metrics.
-        objective_names: used for the infeasible records the pool itself makes.
+        objective_names: the problem's objective names, for the infeasible records the pool
+            itself makes; empty: as the actors' problem reports them.
+        constraint_names: likewise for its constraints.
+        runtime_env: Ray runtime environment of the actors only, e.g. ``{"env_vars":
+            {"PYTHONPATH": ...}}`` so that they import a ``module:factory`` problem that
+            the job's own environment does not ship.
+
+    Raises:
+        UsageError: the problem reports no objective names.
+        RuntimeFailure: no actor could start, or the actors' problem reports other
+            objective names than the ones given.
     """
 
     def __init__(
@@ -219,6 +240,8 @@ class EvaluatorPool(Evaluator):
         owns_ray: bool = False,
         search_id: str = "",
         objective_names: Sequence[str] = (),
+        constraint_names: Sequence[str] | None = None,
+        runtime_env: dict[str, Any] | None = None,
     ):
         ray = _ray()
         if not ray.is_initialized():
@@ -230,7 +253,8 @@ class EvaluatorPool(Evaluator):
         self.namespace = namespace or f"evodiff-{search_id or os.getpid()}"
         self.owns_ray = owns_ray
         self.search_id = search_id
-        self.objective_names = tuple(objective_names) or ("objective",)
+        self.objective_names = tuple(objective_names)
+        self.constraint_names = None if constraint_names is None else tuple(constraint_names)
         self.label_selector = dict(label_selector or {})
         request = per_actor_request(num_cpus, resources)
         check_placeable(request, self.label_selector, ray.cluster_resources(),
@@ -245,7 +269,9 @@ class EvaluatorPool(Evaluator):
         }
         if self.label_selector:
             self._options["label_selector"] = self.label_selector
-        self._threads = max(1, int(num_cpus))
+        if runtime_env:
+            self._options["runtime_env"] = dict(runtime_env)
+        self._threads = actor_threads(num_cpus)
         self._queue: deque[tuple[Task, int]] = deque()
         self._calls: dict[Any, _Call] = {}
         self._done: list[Outcome] = []
@@ -254,12 +280,17 @@ class EvaluatorPool(Evaluator):
         self._counts = {"evaluated": 0, "failures": 0, "deaths": 0, "gave_up": 0}
         self._last_error = ""
         self._wait_until_ready(request)
+        self._learn_names()
         self._t0 = time.monotonic()
         self._metrics = _PoolMetrics(search_id)
 
     @classmethod
-    def from_config(cls, config, objective_names: Sequence[str] = ()) -> "EvaluatorPool":
-        """Connect to Ray as ``config.address`` says and start ``config.workers`` actors."""
+    def from_config(cls, config, objective_names: Sequence[str] = (),
+                    constraint_names: Sequence[str] | None = None) -> "EvaluatorPool":
+        """Connect to Ray as ``config.address`` says and start ``config.workers`` actors.
+
+        ``objective_names``/``constraint_names``: the problem's (empty/None: as its actors report them).
+        """
         workers = config.workers
         owns = connect(config.address, num_cpus=local_cpus(config))
         try:
@@ -272,6 +303,7 @@ class EvaluatorPool(Evaluator):
                 pipeline=2 if config.mode == "async" else 1,
                 start_timeout_s=config.actor.start_timeout_s, owns_ray=owns,
                 search_id=config.search_id, objective_names=objective_names,
+                constraint_names=constraint_names,
             )
         except BaseException:
             if owns:
@@ -379,6 +411,26 @@ class EvaluatorPool(Evaluator):
             log.warning("%d of %d evaluator actors could not be placed within %g s; continuing with %d",
                         len(late), len(late) + len(self._slots), self.start_timeout_s, len(self._slots))
 
+    def _learn_names(self) -> None:
+        """Take the objective and constraint names from what the actors' problem reports."""
+        info = self._slots[0].info
+        reported = tuple(info.get("objective_names") or ())
+        if not reported:
+            self.close()
+            raise UsageError(f"problem {self.problem!r} reports no objective names; "
+                             "set objective_names on the problem (class attribute or in __init__)")
+        if self.objective_names and self.objective_names != reported:
+            # the driver's problem and the actors' disagree: records would not line up
+            self.close()
+            raise RuntimeFailure(f"problem {self.problem!r} reports objectives {list(reported)}, "
+                             f"not the {list(self.objective_names)} given to the pool")
+        self.objective_names = reported
+        if self.constraint_names is None:
+            self.constraint_names = tuple(info.get("constraint_names") or ())
+
+    def _infeasible(self, reason: str, *, transient: bool) -> Fitness:
+        return Fitness.infeasible(self.objective_names, reason, self.constraint_names, transient=transient)
+
     def _dispatch(self) -> None:
         for s in self._slots:
             while s.state == "ready" and s.calls < self.pipeline and self._queue:
@@ -392,16 +444,18 @@ class EvaluatorPool(Evaluator):
         call.slot.calls -= 1
         try:
             result = ray.get(ref, timeout=60)
-        except ray.exceptions.RayActorError as e:
-            self._on_death(call, e)
+        except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError) as e:
+            self._on_death(call, e)          # the actor, or the node holding its answer, is gone
             return
-        except ray.exceptions.RayTaskError as e:  # the actor's method itself failed; actor lives
+        except ray.exceptions.RayTaskError as e:
+            # the actor's method itself failed (evaluate_safely catches every candidate's
+            # error), so it says nothing about the genomes: transient, the actor lives on
             reason = f"evaluator error: {str(e).strip().splitlines()[-1]}"[:500]
             result = {"fitness": [None] * len(call.items), "busy_s": 0.0, "error": reason}
         self._busy_s += float(result.get("busy_s", 0.0))
         fits = result.get("fitness", [])
         for i, (task, _) in enumerate(call.items):
-            fit = _decode(fits[i] if i < len(fits) else None, result.get("error"), self.objective_names)
+            fit = self._decode(fits[i] if i < len(fits) else None, result.get("error"))
             self._counts["evaluated"] += 1
             self._counts["failures"] += not fit.feasible
             self._done.append(Outcome(task, fit))
@@ -414,12 +468,22 @@ class EvaluatorPool(Evaluator):
         for task, attempts in reversed(call.items):
             if attempts + 1 >= self.max_attempts:
                 self._counts["gave_up"] += 1
-                self._done.append(Outcome(task, Fitness.infeasible(
-                    ("_",), f"evaluator actor died {attempts + 1} times evaluating it: {self._last_error}")))
+                # an infrastructure failure: shown in the search's records, never cached
+                self._done.append(Outcome(task, self._infeasible(
+                    f"evaluator actor died {attempts + 1} times evaluating it: {self._last_error}",
+                    transient=True)))
             else:
                 self._queue.appendleft((task, attempts + 1))
         if slot.state == "ready":
             self._probe(slot)
+
+    def _decode(self, data: Any, error: str | None) -> Fitness:
+        if data is None:  # no record at all: the actor's method failed, not the candidate
+            return self._infeasible(error or "evaluator returned no fitness", transient=True)
+        try:
+            return Fitness.from_dict(data)
+        except FitnessFormatError as e:  # the problem's own record is wrong: the same every time
+            return self._infeasible(f"malformed fitness record: {e}", transient=False)
 
     def _probe(self, slot: _Slot) -> None:
         slot.state = "starting"
@@ -451,15 +515,6 @@ class EvaluatorPool(Evaluator):
     def _require_live(self) -> None:
         if self._slots and all(s.state == "dead" for s in self._slots):
             raise RuntimeFailure(f"all {len(self._slots)} evaluator actors died; last error: {self._last_error}")
-
-
-def _decode(data: Any, error: str | None, objective_names: tuple[str, ...]) -> Fitness:
-    if data is None:
-        return Fitness.infeasible(objective_names, error or "evaluator returned no fitness")
-    try:
-        return Fitness.from_dict(data)
-    except FitnessFormatError as e:
-        return Fitness.infeasible(objective_names, f"malformed fitness record: {e}")
 
 
 class _PoolMetrics(Tracker):

@@ -14,12 +14,12 @@ from evodiff_ray.cache import CachedEvaluator, FitnessCache, LocalRedis
 from evodiff_ray.cache.redis_cache import claim_key
 from evodiff_ray.core.evaluator import Task
 from evodiff_ray.evaluation.local import LocalEvaluator
-from evodiff_ray.core.key import cache_key
+from evodiff_ray.core.key import ProblemSettings, cache_key
 
 from counting_problem import CountingProblem
 
 pytestmark = pytest.mark.redis
-SETTINGS = {"problem": "counting"}
+SETTINGS = ProblemSettings("counting")
 
 
 def _tasks(problem, xs, start=0):
@@ -107,11 +107,12 @@ SCRIPT = textwrap.dedent("""
     from counting_problem import CountingProblem
     from evodiff_ray.cache import CachedEvaluator, FitnessCache
     from evodiff_ray.core.evaluator import Task
+    from evodiff_ray.core.key import ProblemSettings
     from evodiff_ray.evaluation.local import LocalEvaluator
     p = CountingProblem({log!r}, delay_s=0.15)
     xs = [[i / 100, 0.0] for i in range({lo}, {hi})]
     tasks = [Task(i, p.key(x), p.to_json(x)) for i, x in enumerate(xs)]
-    with CachedEvaluator(LocalEvaluator(p), FitnessCache({url!r}, claim_ttl_s=5), {{"problem": "counting"}}) as ev:
+    with CachedEvaluator(LocalEvaluator(p), FitnessCache({url!r}, claim_ttl_s=5), ProblemSettings("counting")) as ev:
         out = ev.evaluate(tasks, poll_s=0.05)
     assert len(out) == len(xs) and all(o.fitness.objectives["f1"] == x[0] for o, x in zip(out, xs))
     print(dict(ev.stats()["cache"]))

@@ -116,3 +116,16 @@ def test_missing_redis_server_names_the_install_and_no_cache(tmp_path, monkeypat
         LocalRedis(tmp_path / "r").start()
     msg = str(e.value)
     assert "apt-get install redis-server" in msg and "brew install redis" in msg and "--no-cache" in msg
+
+
+def test_put_refuses_a_transient_failure_and_release_many_drops_only_ours(redis_server):
+    c = FitnessCache(redis_server.url, owner="me")
+    with pytest.raises(ValueError, match="transient"):
+        c.put("evodiff:fit:v1:t", Fitness.infeasible(("a", "b"), "actor died", transient=True))
+    assert c.client.get("evodiff:fit:v1:t") is None
+    c.put("evodiff:fit:v1:p", Fitness.infeasible(("a", "b"), "objective is NaN"))   # permanent: cached
+    assert c.get_many(["evodiff:fit:v1:p"])[0].failure == "permanent"
+    assert c.claim_many(["evodiff:fit:v1:m", "evodiff:fit:v1:n"]) == [True, True]
+    FitnessCache(redis_server.url, owner="other").claim_many(["evodiff:fit:v1:o"])
+    c.release_many(["evodiff:fit:v1:m", "evodiff:fit:v1:n", "evodiff:fit:v1:o"])
+    assert c.claimed(["evodiff:fit:v1:m", "evodiff:fit:v1:n", "evodiff:fit:v1:o"]) == [False, False, True]

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from evodiff_ray.core.errors import UsageError
+from evodiff_ray.core.errors import RuntimeFailure, UsageError
 from evodiff_ray.core.evaluator import Task
 from evodiff_ray.evaluation.pool import ACTOR_NAME, EvaluatorPool, check_placeable, fit_workers
 from evodiff_ray.problems import make_problem
@@ -96,3 +96,33 @@ def test_missing_resource_fails_fast_naming_it(ray_runtime):
         EvaluatorPool("synthetic", {}, workers=1, resources={"apple_silicon": 1})
     with pytest.raises(UsageError, match="labels chip=m4"):
         EvaluatorPool("synthetic", {}, workers=1, label_selector={"chip": "m4"})
+
+
+@pytest.mark.ray
+def test_genome_whose_actor_keeps_dying_is_a_transient_failure_with_the_real_names(ray_runtime):
+    """SIGKILL the actor mid-evaluation with no retries left: an infrastructure failure, never cached."""
+    with EvaluatorPool("synthetic", {"mean_ms": 5000}, workers=1, max_attempts=1, search_id="t5") as pool:
+        # no names given: the pool takes them from what its actors' problem reports
+        assert pool.objective_names == ("f1", "f2") and pool.constraint_names == ()
+        pool.submit(tasks(1))
+        time.sleep(0.3)
+        os.kill(pool.actor_info()[0]["pid"], signal.SIGKILL)
+        (out,) = drain(pool, 1)
+        fit = out.fitness
+        assert not fit.feasible and fit.transient and fit.failure == "transient" and not fit.cacheable
+        assert fit.reason.startswith("evaluator actor died 1 times")
+        assert set(fit.objectives) == {"f1", "f2"}
+        assert pool.stats()["gave_up"] == 1 and pool.stats()["deaths"] == 1
+
+
+@pytest.mark.ray
+def test_candidate_failures_stay_permanent(ray_runtime):
+    with EvaluatorPool("synthetic", {"failure_rate": 1.0}, workers=1, search_id="t6") as pool:
+        (out,) = pool.evaluate(tasks(1), poll_s=0.2)
+        assert out.fitness.failure == "permanent" and out.fitness.cacheable
+
+
+@pytest.mark.ray
+def test_objective_names_that_contradict_the_actors_problem_fail_the_start(ray_runtime):
+    with pytest.raises(RuntimeFailure, match=r"reports objectives \['f1', 'f2'\]"):
+        EvaluatorPool("synthetic", {}, workers=1, search_id="t7", objective_names=("quality_fd",))
