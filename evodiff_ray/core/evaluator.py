@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from evodiff_ray.core.fitness import Fitness
+from evodiff_ray.core.tracker import Tracker
 
 #: Outcome.source values: evaluated here, answered by a cache, or waited for another search's evaluation
 SOURCES = ("evaluated", "hit", "waited")
@@ -26,11 +27,20 @@ class Task:
         ordinal: the search's sequence number of the candidate (unique within a search).
         key: content key of the candidate (``SearchProblem.key``).
         x: the candidate as JSON data (``SearchProblem.to_json``).
+        rung: the multi-fidelity step to evaluate at: None for a plain evaluation, -1 for a
+            probe of the objectives that need no training, 0, 1, ... for a training rung
+            (see :mod:`evodiff_ray.evaluation.rungs`).
     """
 
     ordinal: int
     key: str
     x: Any
+    rung: int | None = None
+
+    @property
+    def cache_key(self) -> str:
+        """The candidate key, with the rung when there is one (each rung is its own result)."""
+        return self.key if self.rung is None else f"{self.key}@r{self.rung}"
 
 
 @dataclass
@@ -75,6 +85,15 @@ class Evaluator(ABC):
 
     def close(self) -> None:
         """Release workers. The evaluator is not used afterwards."""
+
+    def release(self) -> None:
+        """Let go of what this evaluator holds for one search while leaving what it wraps open
+        (a wrapper around a caller's evaluator: claims, threads); nothing by default."""
+
+    def metrics_tracker(self) -> "Tracker | None":
+        """A tracker that exports this evaluator's own metrics (a pool's Ray metrics), added to
+        the search's trackers; None by default."""
+        return None
 
     def evaluate(self, tasks: Sequence[Task], poll_s: float = 1.0) -> list[Outcome]:
         """Evaluate ``tasks`` and wait for all of them; outcomes in the order of ``tasks``."""

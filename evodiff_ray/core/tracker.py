@@ -1,8 +1,9 @@
-"""Tracker: the hook that receives a search's start, per-batch statistics and result.
+"""Tracker: the hook that receives a search's notes, start, records, per-batch statistics and result.
 
 The engine calls every tracker it was given; MLflow logging, Ray metrics and the CLI's
-progress lines are all trackers. Methods are no-ops here, so a tracker overrides only what
-it needs. A tracker must not raise for a logging failure it can survive.
+progress lines are all trackers. Every method is declared here as a no-op, so a tracker
+overrides only what it needs and the engine calls each one unconditionally. A tracker
+must not raise for a logging failure it can survive.
 """
 
 from __future__ import annotations
@@ -12,10 +13,23 @@ from typing import Any
 
 
 class Tracker:
-    """Receives a search's life cycle. All methods are optional."""
+    """Receives a search's life cycle. All methods are optional (no-ops here)."""
+
+    def note(self, message: str) -> None:
+        """A one-line notice from the engine before the search starts (which cache, which
+        tracking URI); a progress printer shows it, most trackers ignore it."""
 
     def on_start(self, config, run_dir: Path, resumed: bool) -> None:
         """Called once before the first ask (after a resume's replay, ``resumed=True``)."""
+
+    def on_records(self, records: list[dict[str, Any]]) -> None:
+        """Called with the records of every live tell (never for a resume's replayed ones),
+        before :meth:`on_generation`.
+
+        Args:
+            records: ``ordinal``, ``key``, ``x``, ``generation``, ``parents``, ``source`` and
+                ``fitness`` (a Fitness dict) of each candidate just told.
+        """
 
     def on_generation(self, stats: dict[str, Any], front: dict[str, Any]) -> None:
         """Called after every told batch (a generation in generational mode).
@@ -24,7 +38,7 @@ class Tracker:
             stats: the history entry: ``generation``, ``evaluations``, ``failures``,
                 ``in_flight``, ``hypervolume``, ``reference_point``, ``best`` (objective ->
                 min), ``front_size``, ``utilization``, ``cache`` and ``elapsed_s``.
-            front: the front document (DESIGN section 4) at this point.
+            front: the front document (:func:`~evodiff_ray.core.front.front_json`) at this point.
         """
 
     def on_finish(self, result) -> None:

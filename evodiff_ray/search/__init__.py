@@ -1,8 +1,9 @@
 """The search engine: ``search(config) -> SearchResult``.
 
-The optimizer (:mod:`.algorithm`) never imports Ray, Redis or MLflow; this function is the
-driver edge that chooses the evaluator (Ray actor pool, or in-process), the front store and
-the trackers, and runs one of the two loops.
+The strategy (:mod:`evodiff_ray.strategies`: nsga2, random, optuna or a user's) never
+imports Ray, Redis or MLflow; this function is the driver edge that chooses the strategy,
+the evaluator (Ray actor pool, or in-process), the front store and the trackers, and runs
+one of the two loops over the ledger (:mod:`.ledger`) and its persistence edge (:mod:`.loop`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from evodiff_ray.evaluation.local import LocalEvaluator
 from evodiff_ray.search.async_loop import run_async
 from evodiff_ray.search.checkpoint import Checkpoint
 from evodiff_ray.core.front import FileFrontStore, FrontStore
-from evodiff_ray.search.loop import SearchRun, run_generational
+from evodiff_ray.search.ledger import Ledger
+from evodiff_ray.search.loop import SearchRun, offspring_per_ask, run_generational
 from evodiff_ray.search.result import SearchResult
 from evodiff_ray.core.tracker import CallbackTracker, Tracker
+from evodiff_ray.strategies import Strategy, make_strategy
 
 __all__ = ["search", "SearchResult", "Tracker", "CallbackTracker", "FrontStore", "FileFrontStore",
            "build_evaluator"]
@@ -75,12 +78,19 @@ def search(
             over an existing one.
         RuntimeFailure: the cluster or the evaluators failed.
     """
-    from evodiff_ray.problems import make_problem
+    from evodiff_ray.problems import make_problem, problem_class
 
     owns_ray = False
     try:
         if config.target is not None and not resume:
             owns_ray = plan_hardware_target(config)
+        if evaluator is None and config.backend == "ray":
+            # the pool sets each actor's torch threads from actor.num_cpus; a problem whose
+            # numbers depend on them takes them as an option, so its cache key names them
+            from evodiff_ray.evaluation.pool import actor_threads
+
+            config.problem_options.update(
+                problem_class(config.problem).worker_options(threads=actor_threads(config.actor.num_cpus)))
         problem = make_problem(config.problem, config.problem_options)
         return _search(config, problem, resume, evaluator, wrap_evaluator, front_store, trackers)
     finally:
@@ -95,8 +105,10 @@ def plan_hardware_target(config) -> bool:
 
     Uses :func:`evodiff_ray.hardware.targets.plan_target` over the Ray cluster's nodes
     (or this machine alone with ``backend = "local"``), merges the plan's resources and
-    label selector into ``config.actor`` (unless already set), passes ``target_mode`` to
-    the diffusion problem, and writes ``target_plan.json`` to the run dir.
+    label selector into ``config.actor`` (unless already set), merges the options the plan
+    implies for the problem (:meth:`~evodiff_ray.problems.SearchProblem.target_options`,
+    e.g. the diffusion problem's ``target_mode``) into ``config.problem_options``, and
+    writes ``target_plan.json`` to the run dir.
 
     Returns:
         True when this call started a local Ray runtime (the caller shuts it down).
@@ -104,6 +116,7 @@ def plan_hardware_target(config) -> bool:
     import json
 
     from evodiff_ray.hardware.targets import plan_target
+    from evodiff_ray.problems import problem_class
 
     owns = False
     if config.backend == "ray":
@@ -121,8 +134,7 @@ def plan_hardware_target(config) -> bool:
             config.actor.resources = dict(plan["resources"])
         if not config.actor.label_selector:
             config.actor.label_selector = dict(plan["label_selector"])
-    if config.problem == "diffusion":
-        config.problem_options["target_mode"] = plan["mode"]
+    config.problem_options.update(problem_class(config.problem).target_options(plan))
     config.run_dir.mkdir(parents=True, exist_ok=True)
     (config.run_dir / "target_plan.json").write_text(json.dumps(plan, indent=1, default=str))
     return owns
@@ -150,13 +162,14 @@ def _search(config, problem, resume, evaluator, wrap_evaluator, front_store, tra
     if not resume and checkpoint.exists():
         raise UsageError(f"{run_dir} already holds search {config.search_id!r}; "
                          "pass --resume, or choose another --search-id")
+    _strategy(config, problem, config.n_offsprings)   # an unfit strategy fails before anything starts
     config.write(run_dir / CONFIG_FILE)
     from evodiff_ray.search.services import search_services
 
     with search_services(config, problem) as services:
         for note in services.notes:
             for t in trackers:
-                getattr(t, "note", lambda _m: None)(note)
+                t.note(note)
         return _run(config, problem, resume, checkpoint, evaluator,
                     wrap_evaluator or services.wrap_evaluator,
                     front_store or services.front_store, [*trackers, *services.trackers])
@@ -167,15 +180,17 @@ def _run(config, problem, resume, checkpoint, evaluator, wrap_evaluator, front_s
     if evaluator is None:
         evaluator = build_evaluator(config, problem)
     trackers = list(trackers)
-    metrics = getattr(evaluator, "metrics_tracker", None)
+    metrics = evaluator.metrics_tracker()
     if metrics is not None:
-        trackers.append(metrics())
+        trackers.append(metrics)
     inner = evaluator
     if wrap_evaluator is not None:
         evaluator = wrap_evaluator(evaluator)
     try:
-        run = SearchRun(config, problem, evaluator, front_store=front_store or FileFrontStore(config.runs_dir),
-                        trackers=trackers, checkpoint=checkpoint)
+        n_offsprings = offspring_per_ask(config, evaluator)
+        ledger = Ledger(problem, _strategy(config, problem, n_offsprings))
+        run = SearchRun(config, ledger, evaluator, front_store=front_store or FileFrontStore(config.runs_dir),
+                        trackers=trackers, checkpoint=checkpoint, n_offsprings=n_offsprings)
         if resume:
             run.restore(checkpoint.load())
         for t in trackers:
@@ -186,4 +201,9 @@ def _run(config, problem, resume, checkpoint, evaluator, wrap_evaluator, front_s
         if owned:
             evaluator.close()              # the wrapper closes what it wraps
         elif evaluator is not inner:
-            getattr(evaluator, "release", lambda: None)()   # the caller's evaluator stays open
+            evaluator.release()            # the caller's evaluator stays open
+
+
+def _strategy(config, problem, n_offsprings: int | None) -> Strategy:
+    return make_strategy(config.strategy, problem, pop_size=config.pop_size, n_offsprings=n_offsprings,
+                         seed=config.seed, options=config.strategy_options)

@@ -1,13 +1,14 @@
-"""Asynchronous NSGA-II: no generation barrier, every worker kept busy.
+"""The asynchronous loop: no generation barrier, every worker kept busy.
 
-New offspring are asked for as evaluation slots free up (``n_offsprings`` per ask, by default
-one per worker) and outcomes are told in small batches as they arrive; each tell runs
-NSGA-II's survival over the population plus the new arrivals. The initial population is
-asked once; NSGA-II is not asked again until its first batch has been told.
+New candidates are asked for as evaluation slots free up (``n_offsprings`` per ask, by
+default one per worker) and outcomes are told in small batches as they arrive; with
+NSGA-II each tell runs survival over the population plus the new arrivals. A strategy
+that is not ``ready`` (NSGA-II before its initial population is told) is not asked.
 
 Termination counts evaluations when they are submitted, so exactly ``max_evaluations``
-(or ``pop_size * generations``) are evaluated. At ``max_seconds`` no new work starts and
-the evaluations in flight are finished and told.
+(or ``pop_size * generations``) are evaluated. At ``max_seconds``, or on a hypervolume
+plateau over ``plateau_generations * pop_size`` evaluations, no new work starts and the
+evaluations in flight are finished and told.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ def run_async(run: SearchRun, poll_s: float = 0.5) -> str:
     budget = evaluation_budget(config)
     tell_batch = max(1, (run.n_offsprings or 1) // 2)
     # after a resume: what was asked but never told is evaluated first, in ask order
-    queue = deque(a.task for _, a in sorted(run.pending.items()))
-    submitted = len(run.records)
+    ledger = run.ledger
+    queue = deque(a.task for _, a in sorted(ledger.pending.items()))
+    submitted = len(ledger.records)
     buffered: list = []
     stop: str | None = None
     while True:
@@ -50,8 +52,8 @@ def run_async(run: SearchRun, poll_s: float = 0.5) -> str:
             batch = []
             while free > len(batch) and submitted + len(batch) < budget:
                 if not queue:
-                    if not run.initialized and run.next_ordinal > 0:
-                        break  # NSGA-II cannot be asked again before its first tell
+                    if not ledger.ready:
+                        break  # e.g. NSGA-II cannot be asked again before its first tell
                     new = run.ask()
                     if not new:
                         stop = "no new candidates (the population has converged)"
@@ -81,4 +83,5 @@ def _termination(run: SearchRun, submitted: int, budget: float) -> str | None:
         if c.max_evaluations is not None and submitted >= c.max_evaluations:
             return f"max_evaluations={c.max_evaluations}"
         return f"generations={c.generations} (pop_size * generations evaluations)"
-    return None
+    # a generation is pop_size evaluations here, as for the generations budget
+    return run.plateau_reason(per_generation=c.pop_size)

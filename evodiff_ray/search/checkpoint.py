@@ -1,10 +1,11 @@
 """Checkpoints as a replayable event log: JSON only, nothing pickled, never half-written.
 
 A search's state is the seed plus the sequence of ``ask`` and ``tell`` events with every
-evaluated record. Resuming re-creates NSGA-II from the seed and replays the events, feeding
-the recorded fitness values back (no re-evaluation); pymoo then stands in the exact state it
-had, random generator included. In generational mode a resumed run therefore gives the same
-front and history as an uninterrupted one.
+evaluated record. Resuming re-creates the strategy from the seed and replays the events into
+a fresh ledger, feeding the recorded fitness values back (no re-evaluation); the strategy
+(pymoo's NSGA-II, an Optuna study, a random generator) then stands in the exact state it
+had, random generator included, and nothing of it was ever pickled. In generational mode a
+resumed run therefore gives the same front and history as an uninterrupted one.
 
 On disk (``<run_dir>/checkpoint/``): immutable segment files holding events, and a manifest
 listing them. Each file is written to a temporary name and moved into place with

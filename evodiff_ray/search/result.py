@@ -14,14 +14,15 @@ class SearchResult:
     Attributes:
         search_id: the run's id.
         run_dir: where ``config.json``, ``front.json``, ``history.json`` and the checkpoint are.
-        front: the final front document (DESIGN section 4).
+        front: the final front document (:func:`~evodiff_ray.core.front.front_json`).
         history: one stats dict per told batch (see ``Tracker.on_generation``).
         records: every evaluation, in tell order: ``ordinal``, ``key``, ``x``, ``generation``,
             ``parents``, ``source`` and ``fitness`` (a Fitness dict).
         objective_names: objectives in column order.
         reference_point: the fixed hypervolume reference point.
         stop_reason: which termination fired.
-        population: keys of NSGA-II's final population (its survivors), in population order.
+        population: keys of the strategy's final population (NSGA-II's survivors), in
+            population order; empty for a strategy that keeps none (random, optuna).
     """
 
     search_id: str

@@ -63,3 +63,22 @@ def test_bad_options(opts, match):
 def test_out_of_bounds_candidate_rejected():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         make_problem("synthetic", {}).from_json([2.0] * 10)
+
+
+def test_reference_point_bounds_every_candidate():
+    p = make_problem("synthetic", {})
+    X = np.vstack([np.random.default_rng(3).random((500, 10)), np.ones(10), np.zeros(10)])
+    F = np.array([synthetic_objectives(x) for x in X])
+    assert np.all(F < p.reference_point())
+
+
+def test_short_search_hypervolume_is_positive_and_grows(tmp_path):
+    from evodiff_ray.config import load_config
+    from evodiff_ray.search import search
+
+    r = search(load_config(overrides={
+        "problem": "synthetic", "pop_size": 10, "generations": 6, "seed": 3, "backend": "local",
+        "runs_dir": str(tmp_path), "no_cache": True, "no_tracking": True}))
+    hv = [h["hypervolume"] for h in r.history]
+    assert len(hv) == 6 and hv[0] > 0
+    assert all(b >= a for a, b in zip(hv, hv[1:])) and hv[-1] > hv[0]

@@ -1,20 +1,22 @@
-"""NSGA-II through pymoo's ask/tell, with fitness handed back from outside pymoo.
+"""NSGA-II (pymoo) through ask/tell: the default strategy.
 
-This module never imports Ray, Redis or MLflow: it turns a problem into a set-up NSGA-II,
-and Fitness records into pymoo's F and G. A failed evaluation gets a large finite penalty
-in every objective and a violated extra constraint ``evaluation_failed``, so pymoo ranks it
-behind every feasible candidate without meeting ``inf`` or ``nan``.
+Module-level functions turn a problem into a set-up pymoo ``NSGA2`` and Fitness records
+into pymoo's F and G; :class:`NSGA2Strategy` is the :class:`~evodiff_ray.strategies.base.Strategy`
+around them. A failed evaluation gets a large finite penalty in every objective and a
+violated extra constraint ``evaluation_failed``, so pymoo ranks it behind every feasible
+candidate without meeting ``inf`` or ``nan``.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from evodiff_ray.core.fitness import Fitness
+from evodiff_ray.strategies.base import Candidate, Strategy
 
 #: objective value given to failed or non-finite objectives
 PENALTY = 1e12
@@ -29,7 +31,7 @@ def engine_problem(problem):
     """
     base = problem.pymoo_problem()
     wrapped = copy.copy(base)
-    wrapped.n_ieq_constr = int(getattr(base, "n_ieq_constr", 0)) + 1
+    wrapped.n_ieq_constr = int(base.n_ieq_constr) + 1
     wrapped.elementwise = False  # values arrive as whole arrays from StaticProblem
     return wrapped
 
@@ -109,3 +111,44 @@ def _finite(v: float) -> float:
     if math.isnan(v) or v > PENALTY:
         return PENALTY
     return max(v, -PENALTY)
+
+
+class NSGA2Strategy(Strategy):
+    """pymoo's NSGA-II with the problem's operators (sampling, crossover, mutation, repair,
+    duplicate elimination), seeded: the same tells give the same asks.
+
+    Args:
+        problem: a :class:`~evodiff_ray.problems.base.SearchProblem`.
+        pop_size: population size (the first ask).
+        n_offsprings: offspring per later ask (default ``pop_size``).
+        seed: pymoo's random state.
+    """
+
+    name = "nsga2"
+
+    def __init__(self, problem, *, pop_size: int, n_offsprings: int | None = None, seed: int = 1):
+        self.objective_names = tuple(problem.objective_names)
+        self.constraint_names = tuple(problem.constraint_names)
+        self.algorithm = make_algorithm(problem, pop_size, seed, n_offsprings)
+        self._asked = False
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.algorithm.is_initialized) or not self._asked
+
+    def ask(self) -> list[Candidate]:
+        pop = ask(self.algorithm)
+        self._asked = True
+        if pop is None:
+            return []
+        return [Candidate(ind.X, int(ind.get("n_gen") or 0), ind) for ind in pop]
+
+    def tell(self, candidates: Sequence[Candidate], fitnesses: Sequence[Fitness]) -> None:
+        from pymoo.core.population import Population
+
+        pop = Population.create(*[c.handle for c in candidates])
+        tell(self.algorithm, pop, fitnesses, self.objective_names, self.constraint_names)
+
+    def population(self) -> list[Any]:
+        pop = self.algorithm.pop
+        return [] if pop is None else [ind.X for ind in pop]

@@ -9,7 +9,7 @@ from pymoo.optimize import minimize
 
 from evodiff_ray.core.fitness import Fitness
 from evodiff_ray.problems import make_problem
-from evodiff_ray.search import algorithm as nsga
+from evodiff_ray.strategies import nsga2 as nsga
 
 
 def run_engine(problem, pop_size, n_gen, seed):
