@@ -179,7 +179,7 @@ class CachedEvaluator(Evaluator):
                 self._uncached.discard(o.task.ordinal)
                 self.stats_.uncached += 1
                 # sent while Redis was down, but it may be back by now: store (or keep while down)
-                self.connection.store(self._rkey(o.task.key), o.fitness)
+                self.connection.store(self._rkey(o.task.cache_key), o.fitness)
                 out.append(o)
                 continue
             rkey, riders = self.claims.settle(o.task)

@@ -93,7 +93,7 @@ class ClaimBook:
         """Attach tasks for keys already in hand; the rest grouped by fitness key, to look up."""
         groups: dict[str, list[Task]] = {}
         for t in tasks:
-            rkey = self.rkey(t.key)
+            rkey = self.rkey(t.cache_key)
             if rkey in self._followers:          # already being evaluated by this search
                 self._followers[rkey].append(t)
             elif rkey in self._waiting:          # already waiting on another search

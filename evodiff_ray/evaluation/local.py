@@ -13,7 +13,7 @@ from evodiff_ray.core.evaluator import Evaluator, Outcome, Task
 from evodiff_ray.core.fitness import Fitness
 
 
-def evaluate_safely(problem, x_json: Any) -> Fitness:
+def evaluate_safely(problem, x_json: Any, rung: int | None = None) -> Fitness:
     """Decode and evaluate one candidate; any failure becomes an infeasible Fitness.
 
     Used by every evaluator (in-process and in actors) so that a candidate's exception,
@@ -23,10 +23,13 @@ def evaluate_safely(problem, x_json: Any) -> Fitness:
     Args:
         problem: a set-up :class:`~evodiff_ray.problems.base.SearchProblem`.
         x_json: the candidate as JSON data.
+        rung: None for :meth:`~SearchProblem.evaluate`, else the rung for
+            :meth:`~SearchProblem.evaluate_rung` (multi-fidelity).
     """
     t0 = time.perf_counter()
     try:
-        fit = problem.evaluate(problem.from_json(x_json))
+        x = problem.from_json(x_json)
+        fit = problem.evaluate(x) if rung is None else problem.evaluate_rung(x, rung)
     except MemoryError:
         return _failed(problem, "out of memory", t0)
     except Exception as e:  # a candidate's failure, not the search's

@@ -165,10 +165,10 @@ class EvalActor:
                 "objective_names": list(self.problem.objective_names),
                 "constraint_names": list(self.problem.constraint_names)}
 
-    def evaluate(self, items: list[tuple[int, Any]]) -> dict[str, Any]:
-        """Evaluate ``(ordinal, x_json)`` items; Fitness records come back as JSON dicts."""
+    def evaluate(self, items: list[tuple[int, Any, int | None]]) -> dict[str, Any]:
+        """Evaluate ``(ordinal, x_json, rung)`` items; Fitness records come back as JSON dicts."""
         t0 = time.perf_counter()
-        out = [evaluate_safely(self.problem, x).to_dict() for _, x in items]
+        out = [evaluate_safely(self.problem, x, rung).to_dict() for _, x, rung in items]
         self.evaluated += len(items)
         return {"fitness": out, "busy_s": time.perf_counter() - t0}
 
@@ -435,7 +435,7 @@ class EvaluatorPool(Evaluator):
         for s in self._slots:
             while s.state == "ready" and s.calls < self.pipeline and self._queue:
                 items = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
-                ref = s.handle.evaluate.remote([(t.ordinal, t.x) for t, _ in items])
+                ref = s.handle.evaluate.remote([(t.ordinal, t.x, t.rung) for t, _ in items])
                 self._calls[ref] = _Call(s, items)
                 s.calls += 1
 
