@@ -20,7 +20,7 @@ ledger's asks and tells into it.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from evodiff_ray.core.errors import UsageError
 from evodiff_ray.core.fitness import Fitness
@@ -46,6 +46,19 @@ def import_optuna():
         raise UsageError(f"strategy 'optuna' needs Optuna, an optional extra: {EXTRA}") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
+
+
+def trial_suggest(trial) -> Callable[[Param], Any]:
+    """``suggest(param)`` for an encoding's decode, asking an Optuna trial (define by run)."""
+
+    def suggest(p: Param):
+        if p.kind == "float":
+            return trial.suggest_float(p.name, p.low, p.high)
+        if p.kind == "int":
+            return trial.suggest_int(p.name, int(p.low), int(p.high))
+        return trial.suggest_categorical(p.name, p.choices)
+
+    return suggest
 
 
 class OptunaStrategy(Strategy):
@@ -112,14 +125,7 @@ class OptunaStrategy(Strategy):
 
     # -- internals -------------------------------------------------------------------
     def _draw(self, trial) -> Any:
-        def suggest(p: Param):
-            if p.kind == "float":
-                return trial.suggest_float(p.name, p.low, p.high)
-            if p.kind == "int":
-                return trial.suggest_int(p.name, int(p.low), int(p.high))
-            return trial.suggest_categorical(p.name, p.choices)
-
-        return self.encoding.decode(suggest, generation=self.asks)
+        return self.encoding.decode(trial_suggest(trial), generation=self.asks)
 
     def _tell_duplicate(self, trial, key: str) -> None:
         known = self.told.get(key)
