@@ -94,7 +94,7 @@ class LocalEvaluator(Evaluator):
             return []
         task = self._queue.popleft()
         t0 = time.perf_counter()
-        fit = evaluate_safely(self.problem, task.x)
+        fit = evaluate_safely(self.problem, task.x, task.rung)
         self._busy_s += time.perf_counter() - t0
         self._done += 1
         self._failures += not fit.feasible
