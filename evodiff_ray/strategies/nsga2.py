@@ -5,6 +5,10 @@ into pymoo's F and G; :class:`NSGA2Strategy` is the :class:`~evodiff_ray.strateg
 around them. A failed evaluation gets a large finite penalty in every objective and a
 violated extra constraint ``evaluation_failed``, so pymoo ranks it behind every feasible
 candidate without meeting ``inf`` or ``nan``.
+
+With multi-fidelity (a problem with rungs), survival ranks like with like:
+:class:`RungStratifiedSurvival` compares candidates by rank and crowding only within the
+rung their quality was measured at, and keeps higher rungs first.
 """
 
 from __future__ import annotations
@@ -36,6 +40,49 @@ def engine_problem(problem):
     return wrapped
 
 
+def _rung_survival():
+    """:class:`RungStratifiedSurvival`, defined lazily (pymoo is imported where it is used)."""
+    from pymoo.core.population import Population
+    from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
+
+    class RungStratifiedSurvival(RankAndCrowding):
+        """NSGA-II's rank and crowding within each rung, higher rungs first.
+
+        A candidate's quality measured after more training is not comparable with one
+        measured after less, so candidates are only ranked against those of their own
+        rung (the ``rung`` attribute :func:`tell` sets). The strata are filled from the
+        highest rung down; ranks are offset per stratum, so the binary tournament also
+        prefers a higher rung. With one rung it is plain rank and crowding.
+        """
+
+        def _do(self, problem, pop, *args, n_survive=None, **kwargs):
+            rungs = np.array([_rung_of(ind) for ind in pop])
+            levels = sorted(set(rungs.tolist()), reverse=True)
+            if len(levels) <= 1:
+                return super()._do(problem, pop, *args, n_survive=n_survive, **kwargs)
+            n_survive = len(pop) if n_survive is None else n_survive
+            survivors, offset = [], 0
+            for level in levels:
+                need = n_survive - len(survivors)
+                if need <= 0:
+                    break
+                stratum = pop[rungs == level]
+                chosen = super()._do(problem, stratum, *args, n_survive=min(need, len(stratum)), **kwargs)
+                ranks = [int(ind.get("rank")) for ind in chosen]
+                for ind in chosen:
+                    ind.set("rank", int(ind.get("rank")) + offset)
+                offset += max(ranks) + 1
+                survivors.extend(chosen)
+            return Population.create(*survivors)
+
+    return RungStratifiedSurvival()
+
+
+def _rung_of(ind) -> int:
+    rung = ind.get("rung")
+    return -1 if rung is None else int(rung)
+
+
 def make_algorithm(problem, pop_size: int, seed: int, n_offsprings: int | None = None):
     """NSGA-II set up for ask/tell on ``problem``.
 
@@ -54,6 +101,8 @@ def make_algorithm(problem, pop_size: int, seed: int, n_offsprings: int | None =
     from pymoo.core.termination import NoTermination
 
     kwargs = dict(problem.operators())
+    if problem.rung_count() > 0:
+        kwargs.setdefault("survival", _rung_survival())
     algorithm = NSGA2(pop_size=pop_size, n_offsprings=n_offsprings, **kwargs)
     algorithm.setup(engine_problem(problem), termination=NoTermination(), seed=seed, verbose=False)
     return algorithm
@@ -103,6 +152,8 @@ def tell(algorithm, pop, fitnesses: Sequence[Fitness], objective_names, constrai
         raise ValueError(f"tell: {len(pop)} individuals but {len(fitnesses)} fitness records")
     F, G = fitness_arrays(fitnesses, objective_names, constraint_names)
     Evaluator().eval(StaticProblem(algorithm.problem, F=F, G=G), pop)
+    for ind, fit in zip(pop, fitnesses):
+        ind.set("rung", fit.extras.get("rung"))
     algorithm.tell(infills=pop)
 
 

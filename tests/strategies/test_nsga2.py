@@ -50,3 +50,30 @@ def test_failed_candidates_do_not_survive():
     nsga.tell(alg, off, [problem.evaluate(ind.X) for ind in off], problem.objective_names)
     assert np.all(alg.pop.get("CV") <= 0)  # 15 feasible candidates outcompete the 5 failures
     assert len(alg.pop) == 10
+
+
+def test_rung_stratified_survival_ranks_like_with_like():
+    import numpy as np
+    from pymoo.core.individual import Individual
+    from pymoo.core.population import Population
+    from pymoo.core.problem import Problem
+
+    from evodiff_ray.strategies.nsga2 import _rung_survival
+
+    # quality after more training is lower; a rung-0 point must not push out rung-1 points
+    rows = [([1.0, 1.0], 0), ([2.0, 2.0], 1), ([3.0, 1.5], 1), ([1.5, 3.0], 1), ([0.5, 0.5], 0)]
+    pop = Population.create(*[Individual(X=np.zeros(1), F=np.array(f), G=np.zeros(0), CV=np.zeros(1),
+                                         feas=np.array([True])) for f, _ in rows])
+    for ind, (_, rung) in zip(pop, rows):
+        ind.set("rung", rung)
+    problem = Problem(n_var=1, n_obj=2)
+    kept = _rung_survival().do(problem, pop, n_survive=4)
+    kept_f = sorted(tuple(ind.F) for ind in kept)
+    assert kept_f == sorted([(2.0, 2.0), (3.0, 1.5), (1.5, 3.0), (0.5, 0.5)])
+    by_f = {tuple(ind.F): ind for ind in kept}
+    assert by_f[(0.5, 0.5)].get("rank") > max(by_f[f].get("rank") for f in [(2.0, 2.0), (3.0, 1.5), (1.5, 3.0)])
+    # one rung: plain rank and crowding (the dominated point goes)
+    for ind in pop:
+        ind.set("rung", None)
+    plain = _rung_survival().do(problem, pop, n_survive=4)
+    assert (3.0, 1.5) in {tuple(i.F) for i in plain} and (2.0, 2.0) not in {tuple(i.F) for i in plain}
