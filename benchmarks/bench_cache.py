@@ -26,7 +26,7 @@ import numpy as np
 from evodiff_ray.cache import CachedEvaluator, FitnessCache, LocalRedis
 from evodiff_ray.core.evaluator import Task
 from evodiff_ray.evaluation.local import LocalEvaluator
-from evodiff_ray.core.key import cache_key
+from evodiff_ray.core.key import cache_key_function
 from evodiff_ray.problems import make_problem
 
 
@@ -52,7 +52,8 @@ def main() -> None:
         seed_tasks = _tasks(problem, args.n, 0)
         with CachedEvaluator(LocalEvaluator(problem), FitnessCache(server.url), settings) as ev:
             ev.evaluate(seed_tasks, poll_s=0.01)
-        rkeys = [cache_key(t.key, settings) for t in seed_tasks]
+        rkey = cache_key_function(settings)
+        rkeys = [rkey(t.key) for t in seed_tasks]
         single, batched = [], []
         for _ in range(args.repeats):
             t0 = time.perf_counter()

@@ -35,10 +35,11 @@ def _init_worker(fd_samples):
     import torch
 
     from evodiff_ray.problems.diffusion.bench import DiffusionBench
+    from evodiff_ray.problems.diffusion.settings import DiffusionSettings
 
     global _EVALUATOR
     torch.set_num_threads(1)
-    _EVALUATOR = DiffusionBench("digits", threads=1, time_limit_s=None, fd_samples=fd_samples)
+    _EVALUATOR = DiffusionBench(DiffusionSettings(threads=1, time_limit_s=None, fd_samples=fd_samples))
 
 
 def _evaluate(label: str, genome_json: str, fidelity: dict) -> tuple[str, dict]:
@@ -81,7 +82,7 @@ def main() -> None:
     for i, g in enumerate(genomes):
         jobs += [(f"arch{i:02d}@quick", g, quick), (f"arch{i:02d}@long", g, long)]
     # longest first, for load balance across processes
-    jobs.sort(key=lambda j: -estimate(j[1], 8, 32).flops_per_step * j[2].train_steps)
+    jobs.sort(key=lambda j: -estimate(j[1], resolution=8, batch=32).flops_per_step * j[2].train_steps)
 
     load_before = os.getloadavg()
     t0 = time.perf_counter()

@@ -113,7 +113,7 @@ def main() -> None:
     variants = (("measured/loglog", profile, "loglog"), ("measured/components", profile, "components"),
                 ("estimated/loglog", cpu_device_profile(1), "loglog"))
     for pname, prof, how in variants:
-        base = Predictor(prof, BATCH, RES, CH)
+        base = Predictor(prof, batch=BATCH, resolution=RES, in_channels=CH)
         fitted = base.calibrated([g for g, _, _ in calib_rows], [lat for _, lat, _ in calib_rows],
                                  [mem for _, _, mem in calib_rows], latency_fit=how)
         lat_meas = [lat for _, lat, _ in test_rows]

@@ -130,7 +130,8 @@ class SearchConfig:
                            "it can be); repeatable",
         flag="--strategy-option", metavar="KEY=VALUE", group="search")
     plateau_generations: int | None = option(
-        None, help="also stop when the hypervolume has not grown for this many generations (told batches)",
+        None, help="also stop when the hypervolume has not grown for this many generations "
+                   "(async: pop x this many evaluations)",
         flag="--plateau", check="positive", resumable=True, group="budget")
     backend: str = option("ray", help="Ray actor pool (default) or in-process and serial",
                           choices=BACKENDS, resumable=True, group="workers")

@@ -68,7 +68,7 @@ def _gn(c: int, hw: int, batch: int) -> tuple[int, int]:
     return 2 * c, 8 * batch * hw * c  # mean, var, normalise, affine
 
 
-def layer_costs(genome: Genome, resolution: int = 8, batch: int = 1, in_channels: int = 1) -> list[LayerCost]:
+def layer_costs(genome: Genome, *, resolution: int = 8, batch: int = 1, in_channels: int = 1) -> list[LayerCost]:
     """Per-piece costs of one forward pass, in execution order.
 
     Args:
@@ -159,13 +159,13 @@ def layer_costs(genome: Genome, resolution: int = 8, batch: int = 1, in_channels
     return out
 
 
-def estimate(genome: Genome, resolution: int = 8, batch: int = 1, in_channels: int = 1) -> Cost:
+def estimate(genome: Genome, *, resolution: int = 8, batch: int = 1, in_channels: int = 1) -> Cost:
     """Whole-network cost of one forward pass (and of full sampling via ``sampling_flops``).
 
     ``peak_activation_bytes`` is the largest live set during a forward pass: the
     biggest single piece's bytes plus the skip tensors held for the decoder.
     """
-    costs = layer_costs(genome, resolution, batch, in_channels)
+    costs = layer_costs(genome, resolution=resolution, batch=batch, in_channels=in_channels)
     held = 0
     for a, _b in genome.connections:
         lvl = genome.layers[a]["level"]
@@ -179,31 +179,31 @@ def estimate(genome: Genome, resolution: int = 8, batch: int = 1, in_channels: i
     )
 
 
-def dominant_layer(genome: Genome, resolution: int = 8, batch: int = 1, in_channels: int = 1) -> int | None:
+def dominant_layer(genome: Genome, *, resolution: int = 8, batch: int = 1, in_channels: int = 1) -> int | None:
     """See :func:`_dominant_layer`; memoised by genome key (parents are mutated many times)."""
-    return _dominant_cached(genome.key(), genome, resolution, batch, in_channels)
+    return _dominant_cached(genome.key(), genome, resolution=resolution, batch=batch, in_channels=in_channels)
 
 
 _DOMINANT: dict[tuple, int | None] = {}
 
 
-def _dominant_cached(key: str, genome: Genome, resolution: int, batch: int, in_channels: int) -> int | None:
+def _dominant_cached(key: str, genome: Genome, *, resolution: int, batch: int, in_channels: int) -> int | None:
     k = (key, resolution, batch, in_channels)
     if k not in _DOMINANT:
         if len(_DOMINANT) > 50_000:  # bounded: a search's parents, not every genome ever seen
             _DOMINANT.clear()
-        _DOMINANT[k] = _dominant_layer(genome, resolution, batch, in_channels)
+        _DOMINANT[k] = _dominant_layer(genome, resolution=resolution, batch=batch, in_channels=in_channels)
     return _DOMINANT[k]
 
 
-def _dominant_layer(genome: Genome, resolution: int = 8, batch: int = 1, in_channels: int = 1) -> int | None:
+def _dominant_layer(genome: Genome, *, resolution: int = 8, batch: int = 1, in_channels: int = 1) -> int | None:
     """Genome position of the layer that dominates the cost: ``flops + MACHINE_BALANCE * bytes``.
 
     Feeds analysis-driven mutation. Returns None when the genome has no layers that
     cost anything (only fixed pieces).
     """
     best, best_score = None, -1.0
-    for c in layer_costs(genome, resolution, batch, in_channels):
+    for c in layer_costs(genome, resolution=resolution, batch=batch, in_channels=in_channels):
         if c.index is None:
             continue
         score = c.flops + MACHINE_BALANCE * c.bytes

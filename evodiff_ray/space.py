@@ -160,7 +160,7 @@ class SearchSpace:
         sampling memory (float32 weights plus peak activations at ``eval_batch``) over
         ``max_memory_mb``; ``depth``: layers over ``max_depth``. Each is ``value/limit - 1``.
         """
-        c = estimate(genome, self.resolution, self.eval_batch, self.in_channels)
+        c = estimate(genome, resolution=self.resolution, batch=self.eval_batch, in_channels=self.in_channels)
         memory_mb = (c.params * 4 + c.peak_activation_bytes) / 2**20
         return {
             "params": c.params / self.max_params - 1.0,

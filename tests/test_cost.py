@@ -21,10 +21,10 @@ def test_param_count_matches_the_built_module_exactly():
 
 def test_flops_and_bytes_scale_with_batch_and_resolution():
     g = Genome.load("evodiff_ray/assets/baseline_unet.json")
-    a, b = estimate(g, 8, 1), estimate(g, 8, 4)
+    a, b = estimate(g, resolution=8, batch=1), estimate(g, resolution=8, batch=4)
     assert b.flops_per_step == pytest.approx(4 * a.flops_per_step, rel=0.01)
     assert b.activation_bytes_per_step == 4 * a.activation_bytes_per_step
-    assert estimate(g, 16, 1).flops_per_step > 3.5 * a.flops_per_step
+    assert estimate(g, resolution=16, batch=1).flops_per_step > 3.5 * a.flops_per_step
     assert a.sampling_flops == 20 * a.flops_per_step
     assert a.params == b.params
 

@@ -1,6 +1,6 @@
 """The package's layering: imports point downward only, and no two subpackages import each other.
 
-The order (DESIGN section 3), lowest first; a unit may import its own level and those below:
+The order, lowest first; a unit may import its own level and those below:
 
     core
     genome, space, cost, operators, denoiser, diffusion, data, metrics

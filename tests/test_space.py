@@ -12,7 +12,7 @@ from evodiff_ray.space import ComplexitySchedule, SearchSpace
 
 def test_constraint_values_are_normalised_distances_to_the_limits():
     g = Genome.load("evodiff_ray/assets/baseline_unet.json")
-    c = estimate(g, 8, 256)
+    c = estimate(g, resolution=8, batch=256)
     mem_mb = (c.params * 4 + c.peak_activation_bytes) / 2**20
     s = SearchSpace(max_params=c.params * 2, max_memory_mb=mem_mb / 2, max_depth=6)
     g_vals = s.constraints(g)

@@ -1,9 +1,10 @@
 """RedisFrontStore: each search's live front and status in Redis, readable from anywhere.
 
-Keys: ``evodiff:search:<id>:front`` (front JSON, DESIGN §4), ``evodiff:search:<id>:status``
-and the sorted set ``evodiff:searches`` (search ids by last update time). The run dir's
-``front.json`` is still written by the :class:`~evodiff_ray.core.front.FileFrontStore`
-that this store wraps, so losing Redis loses nothing.
+Keys: ``evodiff:search:<id>:front`` (the front JSON, see :func:`~evodiff_ray.core.front.front_json`),
+``evodiff:search:<id>:status`` and the sorted set ``evodiff:searches`` (search ids by last
+update time). The run dir's ``front.json`` is still written by the
+:class:`~evodiff_ray.core.front.FileFrontStore` that this store wraps, so losing Redis
+loses nothing.
 """
 
 from __future__ import annotations

@@ -33,20 +33,21 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
 def evaluate_and_print(genome, args: argparse.Namespace) -> int:
     """Evaluate ``genome`` with the flags of :func:`add_evaluation_arguments` and print the Fitness."""
     from evodiff_ray.problems.diffusion.bench import DiffusionBench, stderr_progress
+    from evodiff_ray.problems.diffusion.settings import DiffusionSettings
 
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads {args.threads}: use a positive integer")
-    evaluator = DiffusionBench(
-        args.dataset, device=args.device, resolution=args.resolution, seed=args.seed,
-        time_limit_s=args.time_limit, threads=args.threads, progress=stderr_progress,
-    )
+    settings = DiffusionSettings(fidelity=args.fidelity, dataset=args.dataset, device=args.device,
+                                 resolution=args.resolution, seed=args.seed, time_limit_s=args.time_limit,
+                                 threads=args.threads)
+    evaluator = DiffusionBench(settings, progress=stderr_progress)
     ds = evaluator.dataset
     if not ds.suits_levels(genome.levels):
         raise UsageError(
             f"genome has {genome.levels} levels but the dataset's resolution {ds.resolution} is not a multiple "
             f"of {2 ** (genome.levels - 1)}; use fewer levels or pass --resolution {max(8, 2 ** (genome.levels - 1))}"
         )
-    fit = evaluator.evaluate(genome, args.fidelity)
+    fit = evaluator.evaluate(genome)
     if not fit.feasible:
         stderr_progress(f"candidate infeasible: {fit.reason}")
     if args.format == "json":

@@ -18,7 +18,7 @@ def format_front(front: dict[str, Any], fmt: str = "table") -> str:
     """Render a front document as a table, JSON or CSV (pure).
 
     Args:
-        front: a front document (DESIGN section 4).
+        front: a front document (:func:`~evodiff_ray.core.front.front_json`).
         fmt: ``table``, ``json`` or ``csv``.
     """
     names = front["objectives"]

@@ -74,14 +74,14 @@ class GenomeCommand(Command):
         if args.resolution % (2 ** (g.levels - 1)):
             raise UsageError(f"--resolution {args.resolution} cannot be halved {g.levels - 1} times; "
                              f"use a multiple of {2 ** (g.levels - 1)}")
-        c = estimate(g, args.resolution, args.batch)
+        c = estimate(g, resolution=args.resolution, batch=args.batch)
         print(f"key            {g.key()}")
         print(f"params         {c.params:,}")
         print(f"MFLOPs/step    {c.flops_per_step / 1e6:,.2f}  (batch {args.batch}, {args.resolution}x{args.resolution})")
         print(f"sampler steps  {c.sampler_steps}  -> {c.sampling_flops / 1e6:,.1f} MFLOPs per sample run")
         print(f"peak act. MiB  {c.peak_activation_bytes / 2**20:,.3f}")
         rows = [{"piece": x.name, "kind": x.kind, "level": x.level, "params": f"{x.params:,}",
-                 "MFLOPs": f"{x.flops / 1e6:.3f}"} for x in layer_costs(g, args.resolution, args.batch)]
+                 "MFLOPs": f"{x.flops / 1e6:.3f}"} for x in layer_costs(g, resolution=args.resolution, batch=args.batch)]
         _table(rows)
         return 0
 

@@ -1,4 +1,4 @@
-"""The Pareto front: computation, hypervolume, the front JSON (DESIGN section 4) and FrontStore.
+"""The Pareto front: computation, hypervolume, the front JSON and FrontStore.
 
 ``FrontStore`` is a two-method base class; :class:`FileFrontStore` writes
 ``<runs_dir>/<search_id>/front.json`` atomically so that any process can read the live front
@@ -86,7 +86,14 @@ def front_json(
     objective_names: Sequence[str],
     front_records: Sequence[dict[str, Any]],
 ) -> dict[str, Any]:
-    """The front document exactly as DESIGN section 4 specifies it."""
+    """The front document, the JSON users and scripts read (the README documents it).
+
+    ``{"search_id", "status": "running|finished", "generation", "evaluations", "cache":
+    {"hits", "misses", "waited"}, "utilization", "objectives": [names], "points": [{"key",
+    "objectives": {name: value}, "genome", "generation", "parents": [keys], "measured_on":
+    {"node", "device", "chip", "predicted": [names]}}]}``. ``evaluations`` counts the
+    candidates whose fitness the search obtained; ``cache.misses`` those it evaluated.
+    """
     points = []
     for r in front_records:
         fit = r["fitness"]

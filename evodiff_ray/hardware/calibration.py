@@ -1,9 +1,10 @@
 """Fit a device's predictor correction on the candidates a search measured, and store it with the run.
 
-At the end of a diffusion search, :class:`CalibrationTracker` takes the feasible candidates
-whose latency and memory were *measured* (not predicted), fits the per-device correction
-of the analytic predictor (:meth:`~evodiff_ray.hardware.predict.Predictor.calibrated`) and
-writes ``<run_dir>/predictor_calibration.json``. A later search that predicts for that
+At the end of a search of genomes (the diffusion problem adds it), :class:`CalibrationTracker`
+takes the feasible candidates whose latency and memory were *measured* (not predicted),
+fits the per-device correction of the analytic predictor
+(:meth:`~evodiff_ray.hardware.predict.Predictor.calibrated`) and writes
+``<run_dir>/predictor_calibration.json``. A later search that predicts for that
 device passes the file back: ``-O predictor_calibration=<run_dir>/predictor_calibration.json``.
 """
 
@@ -36,11 +37,19 @@ def measured_rows(records: list[dict[str, Any]]) -> list[tuple[dict, float, floa
     return rows
 
 
-def fit_calibration(problem, records: list[dict[str, Any]]) -> dict[str, Any] | None:
+def fit_calibration(records: list[dict[str, Any]], *, chip: str | None, batch: int, resolution: int,
+                    in_channels: int) -> dict[str, Any] | None:
     """The fitted predictor (JSON data) for the device that measured ``records``, or None.
 
     The device is the target chip when the search measured on it (MPS), else this
     machine's CPU profile; CUDA has no profile and is skipped.
+
+    Args:
+        records: the search's candidate records (``x``, ``fitness``).
+        chip: the search's target chip, or None.
+        batch: images per sampling run the latencies were measured with.
+        resolution: the images' side length.
+        in_channels: the images' channels.
     """
     from scipy.stats import spearmanr
 
@@ -52,8 +61,8 @@ def fit_calibration(problem, records: list[dict[str, Any]]) -> dict[str, Any] | 
     if len(rows) < MIN_CANDIDATES or len(devices) != 1:
         return None
     device = devices.pop()
-    if device == "mps" and getattr(problem, "chip", None):
-        name = problem.chip
+    if device == "mps" and chip:
+        name = chip
     elif device == "cpu":
         name = "cpu"
     else:
@@ -61,8 +70,7 @@ def fit_calibration(problem, records: list[dict[str, Any]]) -> dict[str, Any] | 
     genomes = [Genome.from_dict(x) for x, *_ in rows]
     lat = [r[1] for r in rows]
     mem = [r[2] for r in rows]
-    base = predictor_for(name, batch=problem.latency_batch, resolution=problem.space.resolution,
-                         in_channels=problem.space.in_channels)
+    base = predictor_for(name, batch=batch, resolution=resolution, in_channels=in_channels)
     cal = base.calibrated(genomes, lat, mem)
     rho_lat = spearmanr([cal.latency_ms(g) for g in genomes], lat).statistic
     rho_mem = spearmanr([cal.memory_mb(g) for g in genomes], mem).statistic
@@ -93,14 +101,17 @@ def load_calibration(value: Any) -> dict[str, Any] | None:
 
 
 class CalibrationTracker(Tracker):
-    """Writes ``predictor_calibration.json`` to the run dir when a diffusion search ends."""
+    """Writes ``predictor_calibration.json`` to the run dir when a search of genomes ends.
 
-    def __init__(self, problem):
-        self.problem = problem
+    Args: as :func:`fit_calibration` (all but the records).
+    """
+
+    def __init__(self, *, chip: str | None, batch: int, resolution: int, in_channels: int):
+        self.options = {"chip": chip, "batch": batch, "resolution": resolution, "in_channels": in_channels}
 
     def on_finish(self, result) -> None:
         try:
-            data = fit_calibration(self.problem, list(result.records))
+            data = fit_calibration(list(result.records), **self.options)
         except Exception as e:  # noqa: BLE001 - a side product; never fail the search for it
             log.warning("predictor calibration skipped: %s", e)
             return

@@ -177,3 +177,37 @@ def _torch_facts(dev: LocalDevice, torch: Any) -> None:
     except RuntimeError:
         dev.cuda_devices = []
     dev.device = "mps" if dev.mps_available else ("cuda" if dev.cuda_devices else "cpu")
+
+
+def processor_name(device: Any = "cpu") -> str | None:
+    """The model of the processor that does a device's work: it joins the cache key and
+    ``measured_on.chip``, since the same genome measures differently on another model.
+
+    CUDA: the GPU's name. On a Mac (CPU or MPS): the chip's brand string
+    (``"Apple M2 Max"``). Elsewhere: the CPU model from ``/proc/cpuinfo``, falling back
+    to ``platform.processor()``/``platform.machine()``. Never raises; None when unknown.
+
+    Args:
+        device: a ``torch.device`` or its name.
+    """
+    kind = str(device).split(":", 1)[0]
+    if kind == "cuda":
+        try:
+            import torch
+
+            return torch.cuda.get_device_name(device)
+        except (RuntimeError, AssertionError, ValueError):
+            return None
+    return _cpu_model(platform.system())
+
+
+_CPU_MODELS: dict[str, str | None] = {}
+
+
+def _cpu_model(system: str) -> str | None:
+    # memoised: the brand string does not change while the process runs
+    if system not in _CPU_MODELS:
+        name = (_sysctl(subprocess.run, "machdep.cpu.brand_string") if system == "Darwin"
+                else parse_cpuinfo(_read("/proc/cpuinfo")))
+        _CPU_MODELS[system] = name or platform.processor() or platform.machine() or None
+    return _CPU_MODELS[system]

@@ -8,7 +8,7 @@ Latency is a roofline sum. For every piece of the network
 
 where ``traffic`` is the activations the piece writes and reads back plus its weights,
 ``kernels`` the operator launches the piece makes in :mod:`evodiff_ray.denoiser`
-(:data:`KERNELS`), and ``attention_scores`` is ``B * heads * N^2`` for attention pieces.
+(:data:`KERNEL_LAUNCHES`), and ``attention_scores`` is ``B * heads * N^2`` for attention pieces.
 The terms add rather than take a maximum because a piece is several kernels in a row:
 its convolutions are compute-bound, its norms and activations memory-bound. A full
 sampling run is that sum plus the sampler's own update, times the sampler steps: the
@@ -35,7 +35,7 @@ CPU, either an estimate or measured by :func:`measure_cpu_profile`.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import KW_ONLY, asdict, dataclass, field, replace
 from typing import Any, Sequence
 
 from evodiff_ray.cost import BYTES_PER_FLOAT, estimate, layer_costs
@@ -44,7 +44,7 @@ from evodiff_ray.hardware.chips import ChipProfile, get_chip
 
 MIB = 2**20
 #: operator launches per piece of one forward pass (see denoiser/blocks.py and unet.py)
-KERNELS: dict[str, int] = {
+KERNEL_LAUNCHES: dict[str, int] = {
     "conv": 1,
     "residual": 10,      # norm, silu, conv, silu(temb), linear, add, norm, silu, conv, add
     "attention": 7,      # norm, qkv conv, transposes/copy, sdpa, reshape copy, proj conv, add
@@ -257,15 +257,15 @@ class LogLogFit:
 
 def _kernels(name: str, kind: str) -> int:
     if kind != "fixed":
-        return KERNELS[kind]
-    return KERNELS[name.rstrip("0123456789")]
+        return KERNEL_LAUNCHES[kind]
+    return KERNEL_LAUNCHES[name.rstrip("0123456789")]
 
 
 #: the terms of a latency prediction, each in seconds per forward pass
 COMPONENTS = ("compute", "memory", "launch", "scores")
 
 
-def layer_components(genome: Genome, profile: DeviceProfile, batch: int, resolution: int = 8,
+def layer_components(genome: Genome, profile: DeviceProfile, *, batch: int, resolution: int = 8,
                      in_channels: int = 1) -> list[tuple[str, dict[str, float]]]:
     """Per piece of one forward pass, its roofline terms in seconds (see :data:`COMPONENTS`).
 
@@ -279,7 +279,7 @@ def layer_components(genome: Genome, profile: DeviceProfile, batch: int, resolut
     bw = profile.bandwidth_gbs * 1e9
     launch = profile.launch_overhead_us * 1e-6
     out = []
-    for c in layer_costs(genome, resolution, batch, in_channels):
+    for c in layer_costs(genome, resolution=resolution, batch=batch, in_channels=in_channels):
         scores = 0.0
         if c.kind == "attention":
             hw = (resolution >> c.level) ** 2
@@ -293,11 +293,12 @@ def layer_components(genome: Genome, profile: DeviceProfile, batch: int, resolut
     return out
 
 
-def layer_times(genome: Genome, profile: DeviceProfile, batch: int, resolution: int = 8,
+def layer_times(genome: Genome, profile: DeviceProfile, *, batch: int, resolution: int = 8,
                 in_channels: int = 1) -> list[tuple[str, float]]:
     """Roofline seconds of each piece for one forward pass, in execution order (cost analysis)."""
     return [(name, sum(parts.values()))
-            for name, parts in layer_components(genome, profile, batch, resolution, in_channels)]
+            for name, parts in layer_components(genome, profile, batch=batch, resolution=resolution,
+                                                in_channels=in_channels)]
 
 
 def sampler_steps(genome: Genome) -> int:
@@ -305,11 +306,11 @@ def sampler_steps(genome: Genome) -> int:
     return max(1, min(int(genome.parameters["sampler_steps"]), SCHEDULE_STEPS))
 
 
-def sampling_components(genome: Genome, profile: DeviceProfile, batch: int, resolution: int = 8,
+def sampling_components(genome: Genome, profile: DeviceProfile, *, batch: int, resolution: int = 8,
                         in_channels: int = 1) -> dict[str, float]:
     """The :data:`COMPONENTS` of a full sampling run (all steps, the sampler's update included), seconds."""
     total = dict.fromkeys(COMPONENTS, 0.0)
-    for _, parts in layer_components(genome, profile, batch, resolution, in_channels):
+    for _, parts in layer_components(genome, profile, batch=batch, resolution=resolution, in_channels=in_channels):
         for k, v in parts.items():
             total[k] += v
     image = BYTES_PER_FLOAT * batch * in_channels * resolution**2
@@ -395,6 +396,7 @@ class Predictor:
     """
 
     profile: DeviceProfile
+    _: KW_ONLY                      # batch and resolution are both ints: name them
     batch: int = 64
     resolution: int = 8
     in_channels: int = 1
@@ -404,7 +406,8 @@ class Predictor:
     # -- raw model -----------------------------------------------------------------
     def components_ms(self, genome: Genome) -> dict[str, float]:
         """The latency terms of a full sampling run, milliseconds."""
-        parts = sampling_components(genome, self.profile, self.batch, self.resolution, self.in_channels)
+        parts = sampling_components(genome, self.profile, batch=self.batch, resolution=self.resolution,
+                                    in_channels=self.in_channels)
         return {k: 1e3 * v for k, v in parts.items()}
 
     def roofline_ms(self, genome: Genome) -> float:
@@ -413,7 +416,7 @@ class Predictor:
 
     def raw_memory_mb(self, genome: Genome) -> float:
         """Uncorrected peak memory of a sampling run: weights + activations + sampler state + runtime."""
-        c = estimate(genome, self.resolution, self.batch, self.in_channels)
+        c = estimate(genome, resolution=self.resolution, batch=self.batch, in_channels=self.in_channels)
         image = BYTES_PER_FLOAT * self.batch * self.in_channels * self.resolution**2
         total = BYTES_PER_FLOAT * c.params + c.peak_activation_bytes + SAMPLER_TENSORS * image
         return total / MIB + self.profile.runtime_overhead_mb
@@ -467,15 +470,16 @@ class Predictor:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Predictor":
-        return cls(DeviceProfile.from_dict(d["profile"]), int(d["batch"]), int(d["resolution"]),
-                   int(d["in_channels"]), _latency_fit_from_dict(d["latency_fit"]), LogLogFit.from_dict(d["memory_fit"]))
+        return cls(DeviceProfile.from_dict(d["profile"]), batch=int(d["batch"]), resolution=int(d["resolution"]),
+                   in_channels=int(d["in_channels"]), latency_fit=_latency_fit_from_dict(d["latency_fit"]),
+                   memory_fit=LogLogFit.from_dict(d["memory_fit"]))
 
 
 def _latency_fit_from_dict(d: dict[str, Any]) -> LogLogFit | ComponentFit:
     return ComponentFit.from_dict(d) if d.get("kind") == "components" else LogLogFit.from_dict(d)
 
 
-def predictor_for(device: str, batch: int = 64, resolution: int = 8, in_channels: int = 1,
+def predictor_for(device: str, *, batch: int = 64, resolution: int = 8, in_channels: int = 1,
                   calibration: dict[str, Any] | None = None) -> Predictor:
     """The predictor of a chip name (``"m2-max"``) or ``"cpu"`` (the estimated CPU profile).
 
@@ -488,7 +492,7 @@ def predictor_for(device: str, batch: int = 64, resolution: int = 8, in_channels
             that device (see :meth:`Predictor.to_dict`).
     """
     profile = cpu_device_profile() if device == "cpu" else chip_device_profile(device)
-    p = Predictor(profile, batch, resolution, in_channels)
+    p = Predictor(profile, batch=batch, resolution=resolution, in_channels=in_channels)
     if calibration:
         p = replace(p, latency_fit=_latency_fit_from_dict(calibration.get("latency_fit", LogLogFit().to_dict())),
                     memory_fit=LogLogFit.from_dict(calibration.get("memory_fit", LogLogFit().to_dict())))

@@ -189,7 +189,7 @@ def reduce_cost(draft, space: SearchSpace, rng: np.random.Generator, genome: Gen
     Attention at high resolution moves one level down (or loses heads, or goes);
     a wide kernel narrows; anything else is removed.
     """
-    i = dominant_layer(genome, space.resolution, space.eval_batch, space.in_channels)
+    i = dominant_layer(genome, resolution=space.resolution, batch=space.eval_batch, in_channels=space.in_channels)
     if i is None:
         return False
     layer = draft["layers"][i]

@@ -2,8 +2,9 @@
 
 A problem describes itself, so generic code (config, search, tracking) never tests a
 problem's name: its presets, which config fields it takes as options, its baseline
-candidate, the evaluation settings that join the cache key, extra trackers, and what a
-hardware-target plan means for it. Adding a problem touches only ``problems/``.
+candidate, the evaluation settings that join the cache key, extra trackers, what a
+hardware-target plan and the evaluator's threads mean for it, and whether a candidate
+can be trained into a registered model. Adding a problem touches only ``problems/``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,39 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
 from evodiff_ray.core.fitness import Fitness
+from evodiff_ray.core.key import EvaluationSettings, ProblemSettings
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A candidate trained into a model the registry logs as MLflow "model from code".
+
+    Attributes:
+        python_model: path of the model-from-code file MLflow loads (it reads ``artifacts``).
+        artifacts: artifact name -> local file.
+        pip_requirements: what the model needs where it is served.
+        meta: facts about the training (fidelity, dataset digest, loss, ...), JSON data.
+    """
+
+    python_model: str
+    artifacts: dict[str, str]
+    pip_requirements: tuple[str, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """A real-vector search space, ``xl <= x <= xu`` elementwise (see :meth:`SearchProblem.search_space`)."""
+
+    xl: np.ndarray
+    xu: np.ndarray
 
 
 class SearchProblem(ABC):
@@ -54,6 +83,14 @@ class SearchProblem(ABC):
         (:func:`evodiff_ray.hardware.targets.plan_target`); none by default."""
         return {}
 
+    @classmethod
+    def worker_options(cls, *, threads: int) -> dict[str, Any]:
+        """Problem options implied by the evaluator actor it runs in: ``threads`` is the
+        torch/OpenMP thread count the pool gives each actor (from ``actor.num_cpus``).
+        A problem whose numbers depend on it takes it as an option, so that its
+        evaluation settings (and the cache key) name it; none by default."""
+        return {}
+
     @abstractmethod
     def pymoo_problem(self):
         """The pymoo ``Problem`` describing variables, objectives and constraints."""
@@ -64,6 +101,17 @@ class SearchProblem(ABC):
         An empty dict means pymoo's defaults, which suit real-vector problems.
         """
         return {}
+
+    def search_space(self) -> Any:
+        """What strategies other than NSGA-II draw from (:mod:`evodiff_ray.strategies`): a
+        :class:`~evodiff_ray.space.SearchSpace` for genome problems, or :class:`Bounds` for
+        real-vector ones. The default: :meth:`pymoo_problem`'s bounds when its variables are
+        real and bounded; else None, and only NSGA-II (through :meth:`operators`) fits.
+        """
+        p = self.pymoo_problem()
+        if p.vtype not in (None, float) or not p.has_bounds():
+            return None
+        return Bounds(np.asarray(p.xl, dtype=float), np.asarray(p.xu, dtype=float))
 
     @abstractmethod
     def to_json(self, x) -> Any:
@@ -78,9 +126,15 @@ class SearchProblem(ABC):
         blob = json.dumps(self.to_json(x), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
-    def evaluation_settings(self) -> dict[str, Any]:
-        """Everything besides the candidate that changes its fitness (joins the cache key)."""
-        return {"problem": self.name}
+    def evaluation_settings(self) -> EvaluationSettings:
+        """Everything besides the candidate that changes its fitness, as one frozen object
+        whose ``key_dict()`` joins the cache key (:mod:`evodiff_ray.core.key`).
+
+        The default names only the problem; a problem with options that change fitness
+        returns a :class:`~evodiff_ray.core.key.ProblemSettings` holding them, or its own
+        settings class.
+        """
+        return ProblemSettings(self.name)
 
     def reference_point(self) -> np.ndarray | None:
         """Fixed hypervolume reference point, or None to derive one from the first front."""
@@ -108,8 +162,39 @@ class SearchProblem(ABC):
         """Extra :class:`~evodiff_ray.core.tracker.Tracker` objects a search of this problem adds."""
         return []
 
+    def train_model(self, x, *, models_dir: str | Path, fidelity: str | None = None,
+                    progress: Callable[[str], None] | None = None) -> TrainedModel | None:
+        """Train candidate ``x`` into a model for the registry (``evodiff-ray promote``).
+
+        Args:
+            x: the candidate (as :meth:`from_json` returns it).
+            models_dir: where trained weights may be kept and reused.
+            fidelity: the problem's training budget (None: its choice for a model).
+            progress: one-line progress messages.
+
+        Returns:
+            The model, or None when this problem's candidates are not models (the default).
+        """
+        return None
+
     def setup(self) -> None:
         """Load warm state (called once per evaluator actor before the first evaluation)."""
+
+    def rung_count(self) -> int:
+        """Training rungs for multi-fidelity search (0: candidates are evaluated in one go).
+
+        A problem with rungs implements :meth:`evaluate_rung`; the search then probes the
+        objectives that need no training first and trains in rungs
+        (:mod:`evodiff_ray.evaluation.rungs`).
+        """
+        return 0
+
+    def evaluate_rung(self, x, rung: int) -> Fitness:
+        """Evaluate ``x`` at one multi-fidelity step: ``-1`` probes the objectives that need no
+        training; ``0, 1, ...`` train to that rung (continuing from a stored lower rung) and
+        measure. ``extras`` carry ``rung``, ``train_steps`` and ``train_steps_spent``.
+        """
+        raise NotImplementedError(f"problem {self.name!r} has no rungs")
 
     @abstractmethod
     def evaluate(self, x) -> Fitness:

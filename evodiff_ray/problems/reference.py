@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from evodiff_ray.core.errors import UsageError
+from evodiff_ray.core.key import ProblemSettings
 from evodiff_ray.core.fitness import Fitness
 from evodiff_ray.problems.base import SearchProblem
 
@@ -58,8 +59,8 @@ class ReferenceProblem(SearchProblem):
             raise ValueError(f"{self.name}: candidate entries must be finite")
         return x
 
-    def evaluation_settings(self) -> dict[str, Any]:
-        return {"problem": self.name, **self._options}
+    def evaluation_settings(self) -> ProblemSettings:
+        return ProblemSettings(self.name, self._options)
 
     def reference_point(self) -> np.ndarray:
         """Nadir of the true front plus 0.1 per objective (a common choice for these problems)."""

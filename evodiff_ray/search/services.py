@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from evodiff_ray.core.urls import redact
 from evodiff_ray.core.front import FileFrontStore, FrontStore
+from evodiff_ray.core.key import EvaluationSettings
 from evodiff_ray.core.tracker import Tracker
+from evodiff_ray.core.urls import redact
 
 log = logging.getLogger(__name__)
 REDIS_DIR = ".redis"
@@ -32,7 +33,7 @@ class Services:
     trackers: list[Tracker] = field(default_factory=list)
     redis_url: str | None = None
     cache: object | None = None              # the FitnessCache, when caching
-    settings: dict = field(default_factory=dict)  # the problem's evaluation settings, computed once
+    settings: EvaluationSettings | None = None   # the problem's evaluation settings, computed once
     notes: list[str] = field(default_factory=list)
     closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -58,7 +59,7 @@ def search_services(config, problem) -> Iterator[Services]:
         UsageError: redis-server is needed and not installed (the message names
             ``--no-cache``).
     """
-    services = Services(front_store=FileFrontStore(config.runs_dir), settings=dict(problem.evaluation_settings()))
+    services = Services(front_store=FileFrontStore(config.runs_dir), settings=problem.evaluation_settings())
     server = None
     try:
         if not config.no_cache:
@@ -71,10 +72,7 @@ def search_services(config, problem) -> Iterator[Services]:
                 services.notes.append(f"fitness cache: embedded redis-server on 127.0.0.1:{server.port} "
                                       f"(AOF in {server.data_dir})")
             _attach_cache(services, url, config)
-        if problem.name == "diffusion":
-            from evodiff_ray.hardware.calibration import CalibrationTracker
-
-            services.trackers.append(CalibrationTracker(problem))
+        services.trackers.extend(problem.trackers())
         if not config.no_tracking:
             from evodiff_ray.tracking.mlflow_tracker import MlflowTracker, resolve_tracking_uri
 
@@ -110,14 +108,14 @@ def _attach_cache(services: Services, url: str, config) -> None:
 
 
 def _baseline(services: Services, problem) -> dict | None:
-    """The reference UNet's objectives, when the cache holds them for these settings."""
-    if services.cache is None or problem.name != "diffusion":
+    """The problem's baseline's objectives, when the cache holds them for these settings."""
+    baseline = problem.baseline()
+    if services.cache is None or baseline is None:
         return None
     try:
         from evodiff_ray.core.key import cache_key
-        from evodiff_ray.problems.diffusion import baseline_genome
 
-        fit = services.cache.get_many([cache_key(problem.key(baseline_genome()), services.settings)])[0]
+        fit = services.cache.get_many([cache_key(problem.key(baseline), services.settings)])[0]
     except Exception:  # noqa: BLE001 - the mark on a plot is optional
         return None
     return dict(fit.objectives) if fit is not None and fit.feasible else None

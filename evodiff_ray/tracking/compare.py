@@ -34,7 +34,7 @@ def compare_fronts(fronts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Rows of the comparison, one per search, on a shared reference point.
 
     Args:
-        fronts: search id -> front document (DESIGN section 4).
+        fronts: search id -> front document (:func:`~evodiff_ray.core.front.front_json`).
 
     Raises:
         UsageError: when the searches have different objectives.

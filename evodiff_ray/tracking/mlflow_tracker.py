@@ -4,9 +4,9 @@ Written from the driver only, through ``MlflowClient`` with explicit run ids (ne
 global active run), so parallel searches and evaluator actors never collide.
 
 Per-candidate records go to a table artifact (``candidates.csv`` and ``candidates.jsonl``)
-rather than one child run each: a child run costs about 0.07 s on sqlite (FIELD-NOTES),
-which is over a minute per thousand candidates, while the table costs one artifact
-upload per interval whatever the count.
+rather than one child run each: a child run costs about 0.07 s on sqlite (measured with
+MLflow 3.17), which is over a minute per thousand candidates, while the table costs one
+artifact upload per interval whatever the count.
 
 If MLflow is unavailable or fails, the tracker warns once and stops tracking; the run
 dir keeps everything (front, history, checkpoint).
@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 from evodiff_ray.core.version import __version__
 from evodiff_ray.core.urls import redact
 from evodiff_ray.core.front import front_csv
+from evodiff_ray.core.key import EvaluationSettings
 from evodiff_ray.core.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,55 @@ def default_tracking_uri(runs_dir: str | Path) -> str:
 def resolve_tracking_uri(configured: str | None, runs_dir: str | Path) -> str:
     """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else sqlite in the runs dir."""
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(runs_dir)
+
+
+#: experiments of a database-backed store keep their artifacts in this folder beside the
+#: sqlite file (so the default store keeps them under the runs dir), never in MLflow's
+#: fallback ``./mlruns`` of whatever directory the process happens to run in
+ARTIFACT_ROOT = "mlflow-artifacts"
+_DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+
+
+def artifact_location(tracking_uri: str, experiment: str, runs_dir: str | Path) -> str | None:
+    """Where a new experiment's artifacts go, as a ``file://`` URI; None = the store decides.
+
+    A tracking server (``http(s)://``, ``databricks``) and a ``file:`` store have their
+    own artifact root, which wins. A database store has none: MLflow would fall back to
+    ``./mlruns`` of the current directory, so the artifacts go to
+    ``<folder of the sqlite file>/mlflow-artifacts/<experiment>/`` (the runs dir for the
+    default store) or, for a database server, ``<runs_dir>/mlflow-artifacts/<experiment>/``.
+
+    Args:
+        tracking_uri: the resolved tracking URI.
+        experiment: the experiment's name (made safe for a folder name).
+        runs_dir: the runs directory of the search.
+    """
+    scheme = tracking_uri.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme not in _DB_SCHEMES:
+        return None
+    root = Path(runs_dir)
+    if scheme == "sqlite":
+        path = tracking_uri.split("?", 1)[0][len("sqlite:///"):] if tracking_uri.startswith("sqlite:///") else ""
+        if path and path != ":memory:":
+            root = Path(path).parent
+    folder = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment).strip("._") or "experiment"
+    return (root.resolve() / ARTIFACT_ROOT / folder).as_uri()
+
+
+def experiment_id(client, name: str, tracking_uri: str, runs_dir: str | Path) -> str:
+    """The id of experiment ``name``, created with its :func:`artifact_location` if new.
+
+    An experiment created elsewhere (e.g. by an older version, into ``./mlruns``) keeps
+    the artifact location it was created with; that is said once, with the way out.
+    """
+    wanted = artifact_location(tracking_uri, name, runs_dir)
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        return client.create_experiment(name, artifact_location=wanted)
+    if wanted is not None and exp.artifact_location.rstrip("/") != wanted.rstrip("/"):
+        log.warning("MLflow experiment %r keeps its artifacts at %s, where it was created; name another "
+                    "experiment (--experiment) to keep them at %s", name, exp.artifact_location, wanted)
+    return exp.experiment_id
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -76,19 +127,21 @@ class MlflowTracker(Tracker):
         tracking_uri: MLflow tracking URI; None = ``MLFLOW_TRACKING_URI`` or sqlite in the runs dir.
         experiment: experiment name; None = ``evodiff-<problem>[-<dataset>]``.
         artifact_interval_s: least seconds between artifact uploads while running.
-        baseline: objective values of the reference UNet, marked on the Pareto plot.
-        settings: the problem's evaluation settings; their dataset digest is logged as
+        baseline: objective values of the problem's baseline candidate (for the diffusion
+            problem, the reference UNet), marked on the Pareto plot.
+        settings: the problem's evaluation settings (see :mod:`evodiff_ray.core.key`);
+            their ``dataset_digest`` is logged as
             the run's input.
     """
 
     def __init__(self, tracking_uri: str | None = None, experiment: str | None = None,
                  artifact_interval_s: float = 30.0, baseline: dict[str, float] | None = None,
-                 settings: dict[str, Any] | None = None):
+                 settings: EvaluationSettings | None = None):
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.artifact_interval_s = artifact_interval_s
         self.baseline = baseline
-        self.settings = settings or {}
+        self.settings = settings
         self.client = None
         self.run_id: str | None = None
         self.run_dir: Path | None = None
@@ -118,6 +171,8 @@ class MlflowTracker(Tracker):
 
     def on_finish(self, result) -> None:
         self.history = list(result.history) or self.history
+        # after a resume, on_records saw only the live tells: the result has every record
+        self.candidates = list(result.records) or self.candidates
         self._guard(self._finish, result)
 
     # -- internals -------------------------------------------------------------------
@@ -137,10 +192,9 @@ class MlflowTracker(Tracker):
 
         uri = resolve_tracking_uri(self.tracking_uri or config.tracking_uri, config.runs_dir)
         self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        digest = _dataset_digest(self.settings)
+        digest = self.settings.dataset_digest if self.settings is not None else None
         name = self.experiment or f"evodiff-{config.problem}" + (f"-{digest[:8]}" if digest else "")
-        exp = self.client.get_experiment_by_name(name)
-        exp_id = exp.experiment_id if exp else self.client.create_experiment(name)
+        exp_id = experiment_id(self.client, name, uri, config.runs_dir)
         saved = self.run_dir / RUN_FILE
         if resumed and saved.exists():
             self.run_id = json.loads(saved.read_text())["run_id"]
@@ -244,15 +298,3 @@ def _candidate_row(r: dict[str, Any]) -> dict[str, Any]:
     return {"key": r["key"], "generation": r.get("generation"), "parents": r.get("parents"),
             "source": r.get("source"), "objectives": fit["objectives"], "feasible": fit["feasible"],
             "reason": fit.get("reason"), "measured_on": fit.get("measured_on")}
-
-
-def _dataset_digest(settings: dict[str, Any]) -> str | None:
-    for k in ("dataset_digest", "digest"):
-        if isinstance(settings.get(k), str):
-            return settings[k]
-    ds = settings.get("dataset")
-    if isinstance(ds, dict) and isinstance(ds.get("digest"), str):
-        return ds["digest"]
-    if isinstance(ds, str) and len(ds) == 64 and all(c in "0123456789abcdef" for c in ds):
-        return ds
-    return None

@@ -1,17 +1,16 @@
 """Promote a front member to the MLflow model registry, with its evolutionary metadata.
 
-``promote`` picks a point of a search's front (the knee, an index or a key), trains that
-architecture at ``full`` fidelity (or reuses weights already trained at that fidelity for
-the same genome, dataset and seed), logs it as a pyfunc that samples images, registers
-it under a model name with tags (search id, generation, objectives, parents, genome key,
-target) and points an alias at the new version.
+``promote`` picks a point of a search's front (the knee, an index or a key), has the
+search's problem train it into a model (the diffusion problem trains the architecture at
+``full`` fidelity, or reuses weights trained before, and gives a pyfunc that samples
+images), logs that model, registers it under a model name with tags (search id,
+generation, objectives, parents, genome key, target) and points an alias at the new version.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -60,72 +59,37 @@ def pick_point(front: dict[str, Any], pick: str) -> dict[str, Any]:
     return hits[0]
 
 
-def train_full(genome_data: dict[str, Any], problem_options: dict[str, Any], models_dir: Path,
-               progress=lambda m: None, fidelity: str = "full") -> tuple[Path, dict[str, Any]]:
-    """Train a genome at ``fidelity`` (``full`` by default), or reuse weights trained before.
-
-    Returns:
-        (weights path, metadata: resolution, channels, dataset digest, fidelity, final loss).
-    """
-    import torch
-
-    from evodiff_ray.data import load_dataset
-    from evodiff_ray.denoiser import build_denoiser
-    from evodiff_ray.diffusion.fidelity import get_fidelity
-    from evodiff_ray.diffusion.schedule import linear_schedule
-    from evodiff_ray.diffusion.train import train
-    from evodiff_ray.core.key import evaluation_key
-    from evodiff_ray.genome import Genome
-
-    genome = Genome.from_dict(genome_data)
-    fid = get_fidelity(fidelity)
-    ds = load_dataset(problem_options.get("dataset", "digits"), resolution=problem_options.get("resolution"))
-    seed = int(problem_options.get("seed", 0))
-    key = evaluation_key(genome.key(), {"fidelity": fid.to_dict(), "dataset": ds.digest, "seed": seed,
-                                        "purpose": "promote"})
-    weights = models_dir / f"{key}.pt"
-    meta_path = models_dir / f"{key}.json"
-    if weights.exists() and meta_path.exists():
-        progress(f"reusing weights trained at {fid.name} fidelity: {weights}")
-        return weights, json.loads(meta_path.read_text())
-    torch.manual_seed(seed)
-    net = build_denoiser(genome, in_channels=ds.channels)
-    progress(f"training {genome.key()[:12]} at {fid.name} fidelity ({fid.train_steps} steps)")
-    result = train(net, ds.train, linear_schedule(), fid, seed)
-    models_dir.mkdir(parents=True, exist_ok=True)
-    tmp = weights.with_suffix(".tmp")
-    torch.save(result.model.state_dict(), tmp)
-    tmp.replace(weights)
-    meta = {"resolution": ds.resolution, "channels": ds.channels, "dataset_digest": ds.digest,
-            "fidelity": fid.to_dict(), "final_loss": result.final_loss, "train_seconds": result.seconds}
-    meta_path.write_text(json.dumps(meta))
-    return weights, meta
-
-
 def promote(search_id: str, *, runs_dir: str | Path = "evodiff-runs", pick: str = "knee",
             alias: str = "candidate", model_name: str | None = None, tracking_uri: str | None = None,
             redis_url: str | None = None, fidelity: str = "full", progress=lambda m: None) -> dict[str, Any]:
     """Train, log and register one front member; returns what was registered.
 
+    The search's problem trains the member (:meth:`~evodiff_ray.problems.SearchProblem.train_model`):
+    the registry knows nothing of what a candidate is.
+
     Raises:
-        UsageError: unknown search, bad pick, or a front that is not of the diffusion problem.
+        UsageError: unknown search, bad pick, or a problem whose candidates are not models.
     """
     import mlflow
     from mlflow import MlflowClient
 
     from evodiff_ray.cache.front_store import read_front
-    from evodiff_ray.tracking.mlflow_tracker import RUN_FILE, resolve_tracking_uri
+    from evodiff_ray.problems import make_problem
+    from evodiff_ray.tracking.mlflow_tracker import RUN_FILE, experiment_id, resolve_tracking_uri
 
     runs = Path(runs_dir)
     front = read_front(search_id, str(runs), redis_url)
     config_path = runs / search_id / "config.json"
-    config = json.loads(config_path.read_text()) if config_path.exists() else {}
-    if config.get("problem", "diffusion") != "diffusion":
-        raise UsageError(f"search {search_id!r} is a {config.get('problem')!r} search; only diffusion "
-                         "architectures can be promoted to models")
+    if not config_path.exists():
+        raise UsageError(f"{config_path} is missing; promote needs the search's run dir (pass --runs-dir)")
+    config = json.loads(config_path.read_text())
+    problem = make_problem(config["problem"], config.get("problem_options"))
     point = pick_point(front, pick)
-    options = dict(config.get("problem_options") or {})
-    weights, meta = train_full(point["genome"], options, runs / MODELS_DIR, progress, fidelity)
+    model = problem.train_model(problem.from_json(point["genome"]), models_dir=runs / MODELS_DIR,
+                                fidelity=fidelity, progress=progress)
+    if model is None:
+        raise UsageError(f"search {search_id!r} is a {problem.name!r} search, whose candidates are not models; "
+                         "nothing to promote")
 
     uri = resolve_tracking_uri(tracking_uri or config.get("tracking_uri"), runs)
     mlflow.set_tracking_uri(uri)
@@ -135,9 +99,8 @@ def promote(search_id: str, *, runs_dir: str | Path = "evodiff-runs", pick: str 
     run_file = runs / search_id / RUN_FILE
     if run_file.exists():
         parent = json.loads(run_file.read_text()).get("run_id")
-    exp_name = f"evodiff-{config.get('problem', 'diffusion')}-promoted"
-    exp = client.get_experiment_by_name(exp_name)
-    exp_id = exp.experiment_id if exp else client.create_experiment(exp_name)
+    exp_name = f"evodiff-{problem.name}-promoted"
+    exp_id = experiment_id(client, exp_name, uri, runs)
     name = model_name or f"evodiff-{search_id}"
     tags = {
         "search_id": search_id,
@@ -149,22 +112,13 @@ def promote(search_id: str, *, runs_dir: str | Path = "evodiff-runs", pick: str 
         "pick": pick,
         "fidelity": fidelity,
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        genome_path = Path(tmp) / "genome.json"
-        genome_path.write_text(json.dumps(point["genome"], indent=1))
-        meta_path = Path(tmp) / "meta.json"
-        meta_path.write_text(json.dumps(meta))
-        run_tags = dict(tags)
-        if parent:
-            run_tags["mlflow.parentRunId"] = parent
-        run = client.create_run(exp_id, run_name=f"promote-{point['key'][:12]}", tags=run_tags)
-        with mlflow.start_run(run_id=run.info.run_id):
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(Path(__file__).with_name("pyfunc_model.py")),
-                artifacts={"genome": str(genome_path), "weights": str(weights), "meta": str(meta_path)},
-                pip_requirements=["evodiff-ray", "torch==2.13.0", "mlflow"],
-            )
+    run_tags = dict(tags)
+    if parent:
+        run_tags["mlflow.parentRunId"] = parent
+    run = client.create_run(exp_id, run_name=f"promote-{point['key'][:12]}", tags=run_tags)
+    with mlflow.start_run(run_id=run.info.run_id):
+        info = mlflow.pyfunc.log_model(name="model", python_model=model.python_model, artifacts=dict(model.artifacts),
+                                       pip_requirements=list(model.pip_requirements))
     version = mlflow.register_model(info.model_uri, name, tags=tags)
     client.set_registered_model_alias(name, alias, version.version)
     return {"model_name": name, "version": version.version, "alias": alias, "key": point["key"],

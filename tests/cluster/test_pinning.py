@@ -9,12 +9,13 @@ processes are stopped.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from evodiff_ray.hardware.targets import ACCELERATOR_LABEL, CHIP_LABEL, plan_target
+from evodiff_ray.core.tracker import Tracker
+from evodiff_ray.hardware.targets import ACCELERATOR_LABEL, CHIP_LABEL
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -47,99 +48,97 @@ def cluster():
             ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
 
 
-def _pool(ray, problem, options, plan, workers=1, **kw):
-    from evodiff_ray.evaluation.pool import EvaluatorPool
+def _config(c, tmp_path, search_id, **kw):
+    """A search config that names a target and leaves the pinning to ``search()``'s planning."""
+    from evodiff_ray.config import load_config
 
-    return EvaluatorPool(problem, options, workers, num_cpus=1, resources=plan["resources"],
-                         label_selector=plan["label_selector"], start_timeout_s=60, **kw)
+    base = {"problem": "pinning_problem:vector", "pop_size": 6, "generations": 2, "seed": 1,
+            "address": c.address, "runs_dir": str(tmp_path),
+            "search_id": search_id, "actor.start_timeout_s": 120.0, "no_cache": True, "no_tracking": True}
+    base.update(kw)
+    config = load_config(overrides=base)
+    assert config.actor.resources == {} and config.actor.label_selector == {}   # nothing pinned by hand
+    return config
 
 
-def _tasks(problem, xs):
-    from evodiff_ray.core.evaluator import Task
-
-    return [Task(i, problem.key(x), problem.to_json(x)) for i, x in enumerate(xs)]
+def _plan(tmp_path, search_id):
+    return json.loads((tmp_path / search_id / "target_plan.json").read_text())
 
 
-def test_evaluators_for_a_present_chip_land_only_on_its_node(cluster):
+class RemoveNodeOnce(Tracker):
+    """Removes the node that evaluated the latest record, once ``after`` evaluations are told."""
+
+    def __init__(self, cluster, after: int):
+        self.cluster, self.after = cluster, after
+        self.latest: list = []
+        self.removed: list[str] = []
+
+    def on_records(self, records):
+        self.latest = records
+
+    def on_generation(self, stats, front):
+        if not self.removed and stats["evaluations"] >= self.after:
+            victim = self.latest[-1]["fitness"]["measured_on"]["node_id"]   # where the single actor runs
+            self.cluster.remove_node(next(n for n in self.cluster.list_all_nodes() if n.node_id == victim))
+            self.removed.append(victim)
+
+
+def test_evaluators_for_a_present_chip_land_only_on_its_node(cluster, tmp_path):
     ray, c, mac_id = cluster
-    import pinning_problem
+    from evodiff_ray.search import search
 
-    plan = plan_target("m2-max", ray.nodes())
+    head_id = c.head_node.node_id
+    result = search(_config(c, tmp_path, "present", target="m2-max"))
+    plan = _plan(tmp_path, "present")
     assert plan["mode"] == "measure" and plan["nodes"] == [mac_id]
-    assert plan["label_selector"] == {CHIP_LABEL: "m2-max"}
-    problem = pinning_problem.vector()
-    with _pool(ray, "pinning_problem:vector", {}, plan) as pool:
-        outcomes = pool.evaluate(_tasks(problem, [[i / 10, 0.0] for i in range(6)]), poll_s=0.2)
-    assert len(outcomes) == 6
-    assert {o.fitness.measured_on["node_id"] for o in outcomes} == {mac_id}
+    assert plan["resources"] == {"apple_m2_max": 1.0} and plan["label_selector"] == {CHIP_LABEL: "m2-max"}
+    assert len(result.records) == 12
+    # the head has a free CPU and a session's only actor lands there unless pinned (checked by hand)
+    assert {r["fitness"]["measured_on"]["node_id"] for r in result.records} == {mac_id} != {head_id}
 
 
-def test_a_chip_no_node_has_is_predicted_and_labelled(cluster):
+def test_a_chip_no_node_has_is_predicted_and_labelled(cluster, tmp_path):
+    """The real diffusion problem (``smoke`` fidelity): no m3-max node, so latency and memory are
+    predicted for it, and every record and the front say so."""
     ray, c, mac_id = cluster
-    import pinning_problem
+    from evodiff_ray.search import search
 
-    from evodiff_ray.operators import sample_population
-    from evodiff_ray.space import SearchSpace
-
-    plan = plan_target("m3-max", ray.nodes())
+    config = _config(c, tmp_path, "absent", problem="diffusion", target="m3-max", fidelity="smoke", pop_size=2,
+                     generations=1, workers=1,
+                     problem_options={"latency_repeats": 1, "fd_samples": 100, "threads": 1})
+    result = search(config)
+    plan = _plan(tmp_path, "absent")
     assert plan["mode"] == "predict" and plan["resources"] == {} and plan["label_selector"] == {}
-    genomes = sample_population(SearchSpace(), 4, np.random.default_rng(0))
-    problem = pinning_problem.genome("m3-max")
-    with _pool(ray, "pinning_problem:genome", {"target_chip": plan["chip"]}, plan) as pool:
-        outcomes = pool.evaluate(_tasks(problem, genomes), poll_s=0.2)
-    for o in outcomes:
-        on = o.fitness.measured_on
+    assert plan["chip"] == "m3-max" and plan["predicted"] == ["latency_ms", "memory_mb"]
+    saved = json.loads((tmp_path / "absent" / "config.json").read_text())
+    assert saved["problem_options"]["target_mode"] == "predict"          # planning told the problem
+    trained = [r for r in result.records if r["fitness"]["measured_on"].get("device")]
+    assert trained, [r["fitness"]["reason"] for r in result.records]
+    for r in trained:
+        on = r["fitness"]["measured_on"]
         assert on["predicted"] == ["latency_ms", "memory_mb"] and on["chip"] == "m3-max"
-        assert "measured_latency_ms" in o.fitness.extras
-    # the front document (DESIGN section 4) carries the label through
-    from evodiff_ray.core.front import front_json
-
-    records = [{"key": o.task.key, "x": o.task.x, "generation": 0, "fitness": o.fitness.to_dict()} for o in outcomes]
-    doc = front_json(search_id="t", status="finished", generation=0, evaluations=len(records), cache={},
-                     utilization=None, objective_names=problem.objective_names, front_records=records)
-    assert all(pt["measured_on"]["predicted"] == ["latency_ms", "memory_mb"] for pt in doc["points"])
+        assert on["measured_chip"] != "m3-max" and "measured_latency_ms" in r["fitness"]["extras"]
+    # the front document carries the label through
+    assert result.points and all(p["measured_on"]["predicted"] == ["latency_ms", "memory_mb"]
+                                 for p in result.points)
 
 
 def test_removing_the_node_mid_search_loses_no_evaluation(cluster, tmp_path):
     """Two m2-max nodes, one evaluator: kill the node it runs on; the search still gets every evaluation."""
     ray, c, first_id = cluster
-    from evodiff_ray.config import load_config
-    from evodiff_ray.search import CallbackTracker, search
+    from evodiff_ray.search import search
 
     second = c.add_node(num_cpus=1, resources=MAC_RESOURCES, labels=MAC_LABELS)
     c.wait_for_nodes()
-    plan = plan_target("m2-max", ray.nodes())
-    assert sorted(plan["nodes"]) == sorted([first_id, second.node_id])
-    config = load_config(overrides={
-        "problem": "pinning_problem:vector", "problem_options": {"delay_s": 0.05}, "pop_size": 6,
-        "generations": None, "max_evaluations": 24, "mode": "async", "seed": 1, "workers": 1,
-        "runs_dir": str(tmp_path), "actor.resources": plan["resources"],
-        "actor.label_selector": plan["label_selector"], "actor.start_timeout_s": 120.0,
-        "no_cache": True, "no_tracking": True,
-    })
-    import pinning_problem
-
-    pool = _pool(ray, config.problem, config.problem_options, plan, objective_names=("f1", "f2"), max_attempts=5)
-    pool.start_timeout_s = 120.0
-    probe = pinning_problem.vector()
-    (first,) = pool.evaluate(_tasks(probe, [[0.5, 0.5]]), poll_s=0.2)
-    victim = first.fitness.measured_on["node_id"]          # the node the single actor runs on
-    removed = []
-
-    def remove_once(stats, front):
-        if not removed and stats["evaluations"] >= 6:
-            node = next(n for n in c.list_all_nodes() if n.node_id == victim)
-            c.remove_node(node)
-            removed.append(node.node_id)
-
-    try:
-        result = search(config, evaluator=pool, trackers=[CallbackTracker(remove_once)])
-    finally:
-        pool.close()
-    assert removed == [victim]
+    remover = RemoveNodeOnce(c, after=6)
+    config = _config(c, tmp_path, "removal", target="m2-max", problem_options={"delay_s": 0.05},
+                     generations=None, max_evaluations=24, mode="async", workers=1)
+    result = search(config, trackers=[remover])
+    assert sorted(_plan(tmp_path, "removal")["nodes"]) == sorted([first_id, second.node_id])
+    assert len(remover.removed) == 1
     ordinals = [r["ordinal"] for r in result.records]
     assert len(ordinals) == 24 and len(set(ordinals)) == 24
     assert all(r["fitness"]["feasible"] for r in result.records)
-    nodes = {r["fitness"]["measured_on"]["node_id"] for r in result.records}
-    assert nodes <= {first_id, second.node_id} and len(nodes) == 2  # moved to the surviving Mac
-
+    nodes = [r["fitness"]["measured_on"]["node_id"] for r in result.records]
+    assert set(nodes) == {first_id, second.node_id}       # moved to the surviving Mac
+    assert nodes[-1] != remover.removed[0]

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from evodiff_ray.data import load_dataset
 from evodiff_ray.diffusion.fidelity import Fidelity
 from evodiff_ray.core.errors import UsageError
-from evodiff_ray.problems.diffusion.bench import OBJECTIVES, DiffusionBench, resolve_device
+from evodiff_ray.problems.diffusion import OBJECTIVES, DiffusionSettings
+from evodiff_ray.problems.diffusion.bench import DiffusionBench
 from evodiff_ray.core.fitness import Fitness
 from evodiff_ray.genome import Genome
+from evodiff_ray.hardware.detect import processor_name
 
 #: a short real budget: enough for a 16-wide UNet to beat an untrained one clearly
 #: (FD ~340 vs ~580 on digits), ~7 s on one idle core
@@ -41,8 +42,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def evaluator(tmp_path_factory):
     torch.set_num_threads(1)
-    return DiffusionBench("digits", cache_dir=tmp_path_factory.getbasetemp() / "evodiff-cache",
-                              latency_batch=8, latency_repeats=2, fd_samples=300)
+    return DiffusionBench(DiffusionSettings(latency_batch=8, latency_repeats=2, fd_samples=300),
+                          cache_dir=tmp_path_factory.getbasetemp() / "evodiff-cache")
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_trained_model_beats_untrained_and_record_is_complete(evaluator, trained
     assert all(v > 0 and math.isfinite(v) for v in trained.objectives.values())
     on = trained.measured_on
     assert on["device"] == "cpu" and on["predicted"] == [] and on["torch"] == torch.__version__
-    assert on["node"] and "chip" in on
+    assert on["node"] and on["chip"] == processor_name("cpu")   # the processor the cache key names
     for k in ("params", "heldout_loss", "train_loss", "latency_p90_ms", "memory_method", "fd_samples", "dataset"):
         assert k in trained.extras, k
     assert trained.extras["latency_p90_ms"] >= trained.objectives["latency_ms"]
@@ -119,8 +120,7 @@ def test_time_limit_gives_infeasible_timeout(evaluator):
 def test_unsuitable_resolution_is_infeasible(evaluator, tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "six.npz", x=rng.integers(0, 256, (40, 6, 6), dtype=np.uint8))
-    ds = load_dataset(tmp_path / "six.npz")
-    ev = DiffusionBench(ds, cache_dir=tmp_path, latency_repeats=1)
+    ev = DiffusionBench(DiffusionSettings(dataset=str(tmp_path / "six.npz"), latency_repeats=1), cache_dir=tmp_path)
     fit = ev.evaluate(tiny(levels=3), UNTRAINED)
     assert not fit.feasible and fit.reason.startswith("unsuitable: resolution 6")
     assert ev.evaluate(tiny(levels=2), UNTRAINED).feasible  # 6 halves once
@@ -128,10 +128,14 @@ def test_unsuitable_resolution_is_infeasible(evaluator, tmp_path):
 
 def test_bad_settings_are_usage_errors(evaluator):
     with pytest.raises(UsageError, match="fd_samples"):
-        DiffusionBench(evaluator.dataset, fd_samples=10**6)
+        DiffusionBench(DiffusionSettings(fd_samples=10**6), dataset=evaluator.dataset)
     with pytest.raises(UsageError, match="unknown fidelity"):
         evaluator.evaluate(tiny(), "ludicrous")
-    with pytest.raises(UsageError):
-        resolve_device("tpu")
-    assert resolve_device("cpu").type == "cpu"
-    assert evaluator.settings("quick")["dataset"] == evaluator.dataset.digest
+    with pytest.raises(UsageError, match="unknown fidelity"):
+        DiffusionSettings(fidelity="ludicrous")
+    with pytest.raises(UsageError, match="device 'tpu'"):
+        DiffusionBench(DiffusionSettings(device="tpu"), dataset=evaluator.dataset)
+    with pytest.raises(UsageError, match="latency_repeats"):
+        DiffusionSettings(latency_repeats=0)
+    with pytest.raises(ValueError, match="loaded dataset"):   # a warm dataset must be the one named
+        DiffusionBench(DiffusionSettings(dataset="elsewhere.npz"), dataset=evaluator.dataset)

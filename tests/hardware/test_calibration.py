@@ -12,6 +12,9 @@ from evodiff_ray.operators import sample_population
 from evodiff_ray.problems import make_problem
 from evodiff_ray.space import SearchSpace
 
+#: what the records were measured with: a CPU search of 8x8x1 images at batch 16
+MEASURED = {"chip": None, "batch": 16, "resolution": 8, "in_channels": 1}
+
 
 def _records(n=12, predicted=()):
     gs = sample_population(SearchSpace(), n, np.random.default_rng(0))
@@ -27,9 +30,8 @@ def _records(n=12, predicted=()):
 
 
 def test_fit_recovers_the_measured_scale_and_round_trips(tmp_path):
-    problem = make_problem("diffusion", {"latency_batch": 16})
     gs, recs = _records()
-    data = fit_calibration(problem, recs)
+    data = fit_calibration(recs, **MEASURED)
     assert data["device"] == "cpu" and data["candidates"] == 12
     assert data["spearman_latency_in_sample"] > 0.99
     path = tmp_path / CALIBRATION_FILE
@@ -43,9 +45,8 @@ def test_fit_recovers_the_measured_scale_and_round_trips(tmp_path):
 
 
 def test_predicted_records_and_too_few_are_not_fitted():
-    problem = make_problem("diffusion", {})
-    assert fit_calibration(problem, _records(predicted=("latency_ms",))[1]) is None
-    assert fit_calibration(problem, _records(n=3)[1]) is None
+    assert fit_calibration(_records(predicted=("latency_ms",))[1], **MEASURED) is None
+    assert fit_calibration(_records(n=3)[1], **MEASURED) is None
 
 
 def test_bad_calibration_file_is_a_usage_error(tmp_path):

@@ -38,7 +38,7 @@ def test_faster_chip_predicts_lower_latency():
     lat = {c: predictor_for(c).latency_ms(genome) for c in ("m1", "m1-max", "m2-ultra")}
     assert lat["m1"] > lat["m1-max"] > lat["m2-ultra"] > 0
     assert chip_device_profile("m3-max", 30).bandwidth_gbs == 300
-    assert [n for n, _ in layer_times(genome, cpu_device_profile(), 64)][:2] == ["time_mlp", "stem"]
+    assert [n for n, _ in layer_times(genome, cpu_device_profile(), batch=64)][:2] == ["time_mlp", "stem"]
 
 
 def test_loglog_fit_recovers_a_power_law():

@@ -95,13 +95,13 @@ def test_analysis_driven_edit_lowers_the_dominant_cost():
                     {"kind": "norm", "side": "down", "level": 1},
                     {"kind": "conv", "side": "up", "level": 0, "kernel": 1}]}
     g = Genome.from_dict(d)
-    assert dominant_layer(g, SPACE.resolution, SPACE.eval_batch) == 0
+    assert dominant_layer(g, resolution=SPACE.resolution, batch=SPACE.eval_batch) == 0
     draft = to_draft(g)
     assert reduce_cost(draft, SPACE, np.random.default_rng(0), g)
     child = repair(draft, SPACE)
     att = [x for x in child.layers if x["kind"] == "attention"]
     assert att and att[0]["level"] == 1  # attention moved to the lower resolution
-    assert estimate(child, 8, 256).flops_per_step < estimate(g, 8, 256).flops_per_step
+    assert estimate(child, resolution=8, batch=256).flops_per_step < estimate(g, resolution=8, batch=256).flops_per_step
 
 
 def test_analysis_mutation_can_be_switched_off():
@@ -111,10 +111,10 @@ def test_analysis_mutation_can_be_switched_off():
                        change_parameter=0, analysis=1.0)
     off = MutationRates(change_kind=0, add_layer=0, remove_layer=0, change_attention=0, rewire=0,
                         change_parameter=1e-9, analysis=0.0)
-    cheaper_on = np.mean([estimate(mutate(g, SPACE, rng, on), 8, 256).flops_per_step <
-                          estimate(g, 8, 256).flops_per_step for g in pop])
-    cheaper_off = np.mean([estimate(mutate(g, SPACE, rng, off), 8, 256).flops_per_step <
-                           estimate(g, 8, 256).flops_per_step for g in pop])
+    cheaper_on = np.mean([estimate(mutate(g, SPACE, rng, on), resolution=8, batch=256).flops_per_step <
+                          estimate(g, resolution=8, batch=256).flops_per_step for g in pop])
+    cheaper_off = np.mean([estimate(mutate(g, SPACE, rng, off), resolution=8, batch=256).flops_per_step <
+                           estimate(g, resolution=8, batch=256).flops_per_step for g in pop])
     assert cheaper_on > 0.9 and cheaper_on > cheaper_off
 
 

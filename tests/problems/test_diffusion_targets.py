@@ -22,10 +22,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _problem(**kw):
-    p = make_problem("diffusion", {"fidelity": "quick", "fd_samples": 64, "latency_batch": 4,
-                                   "latency_repeats": 1, **kw})
-    p.fidelity = UNTRAINED   # no training: these tests are about the target logic
-    return p
+    # no training: these tests are about the target logic
+    return make_problem("diffusion", {"fidelity": UNTRAINED, "fd_samples": 64, "latency_batch": 4,
+                                      "latency_repeats": 1, **kw})
 
 
 def test_outside_the_space_is_rejected_without_training():
@@ -46,7 +45,7 @@ def test_predict_mode_labels_device_objectives_and_keeps_quality():
     assert fit.extras["measured_latency_ms"] > 0 and fit.objectives["latency_ms"] > 0
     assert fit.objectives["latency_ms"] != fit.extras["measured_latency_ms"]
     assert fit.constraints[CONSTRAINT_NAME] < 0
-    assert p.evaluation_settings()["target_mode"] == "predict"
+    assert p.evaluation_settings().key_dict()["target_mode"] == "predict"
 
 
 def test_predicted_memory_over_the_budget_is_rejected_before_training():

@@ -57,21 +57,31 @@ def test_mlflow_down_does_not_stop_the_search(runs_dir, tmp_path, caplog):
     assert (runs_dir / "untracked" / "front.json").exists()
 
 
-def test_diffusion_search_records_the_dataset_digest_as_an_input(runs_dir, tmp_path):
+@pytest.mark.slow
+def test_diffusion_search_records_the_dataset_digest_as_an_input(runs_dir, tmp_path, monkeypatch, one_torch_thread):
+    """A real (tiny) tracked diffusion search: its MLflow run names the data it trained on."""
     from mlflow import MlflowClient
 
-    from evodiff_ray.problems import make_problem
-    from evodiff_ray.tracking.mlflow_tracker import MlflowTracker
+    from evodiff_ray.data import load_dataset
 
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    config = load_config(overrides={"problem": "diffusion", "search_id": "d1", "runs_dir": str(runs_dir),
-                                    "tracking_uri": uri, "fidelity": "quick"})
-    problem = make_problem("diffusion", config.problem_options)
-    tracker = MlflowTracker(uri, settings=problem.evaluation_settings())
-    tracker.on_start(config, runs_dir / "d1", resumed=False)
-    assert not tracker.disabled
-    digest = problem.dataset_digest()
-    run = MlflowClient(tracking_uri=uri).get_run(tracker.run_id)
+    config = load_config(overrides={
+        "problem": "diffusion", "search_id": "d1", "runs_dir": str(runs_dir), "tracking_uri": uri,
+        "fidelity": "smoke", "pop_size": 2, "generations": 1, "backend": "local", "no_cache": True,
+        "problem_options": {"latency_repeats": 1, "fd_samples": 100},
+    })
+    result = search(config)
+    assert result.front["evaluations"] == 2
+    digest = load_dataset("digits").digest     # the data the candidates were trained on
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                              filter_string="tags.search_id = 'd1'")
+    assert len(runs) == 1
+    run = runs[0]
+    (ds_input,) = run.inputs.dataset_inputs
+    assert ds_input.dataset.name == "digits" and ds_input.dataset.digest == digest[:36]
+    assert json.loads(ds_input.dataset.source) == {"dataset": "digits", "digest": digest}
     assert run.data.tags["dataset_digest"] == digest
-    assert [d.dataset.digest for d in run.inputs.dataset_inputs] == [digest[:36]]
-    assert run.data.params["problem_options.fidelity"] == "quick"
+    assert run.data.params["problem_options.fidelity"] == "smoke"

@@ -15,9 +15,7 @@ candidate overruns it by at most one step.
 from __future__ import annotations
 
 import os
-import platform
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,14 +32,16 @@ from evodiff_ray.diffusion.train import NonFiniteLoss, heldout_loss, train
 from evodiff_ray.core.errors import UsageError
 from evodiff_ray.core.fitness import Fitness
 from evodiff_ray.genome import Genome
+from evodiff_ray.hardware.detect import processor_name
+from evodiff_ray.hardware.device import select_device
 from evodiff_ray.metrics.latency import measure_latency
 from evodiff_ray.metrics.memory import measure_peak_memory
 from evodiff_ray.metrics.quality import feature_stats, frechet_distance, load_feature_net
+from evodiff_ray.problems.diffusion.settings import OBJECTIVES, DiffusionSettings
 
-#: objective names, all minimised, in pymoo's F column order
-OBJECTIVES = ("quality_fd", "latency_ms", "memory_mb")
-#: bump when anything here changes the numbers a genome gets (joins cache keys)
-EVAL_CODE_VERSION = "diffusion-eval-1"
+# A change here that moves the numbers a genome gets bumps
+# evodiff_ray.core.key.EVALUATION_CODE_VERSION (it joins every cache key).
+
 #: the feature network's seed is fixed: the metric must not move with the evaluation seed
 FEATURE_NET_SEED = 0
 
@@ -55,89 +55,54 @@ def stderr_progress(message: str) -> None:
     print(f"[evodiff-ray] {message}", file=sys.stderr, flush=True)
 
 
-def resolve_device(name: str | None = None) -> torch.device:
-    """``None``/``"auto"`` -> CUDA if present, else MPS, else CPU; or the named device.
-
-    Raises:
-        UsageError: a named device that this machine lacks.
-    """
-    if name in (None, "", "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device {name!r} requested but CUDA is not available here; use auto or cpu")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"device {name!r} requested but MPS is not available here; use auto or cpu")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"device {name!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
-    return dev
-
-
 class DiffusionBench:
     """Evaluates genomes on one dataset and device, keeping the expensive state warm.
 
     Args:
-        dataset: ``"digits"``, an image folder or an ``.npz`` path, or a loaded
-            :class:`~evodiff_ray.data.Dataset`.
-        device: ``None``/``"auto"``, ``"cpu"``, ``"cuda[:N]"`` or ``"mps"``.
-        resolution: resize user images to this side length (None: keep theirs).
-        seed: default evaluation seed: model init, data order, training noise and
-            sampling noise all derive from it (common random numbers across candidates).
-        fd_samples: generated and held-out samples for ``quality_fd`` (None: the
-            whole held-out split, capped at 2,000).
-        latency_batch: images per sampling run for ``latency_ms`` and ``memory_mb``.
-        latency_repeats: timed sampling runs (after one warm-up run).
-        time_limit_s: per-candidate wall-time limit (None: no limit).
-        threads: ``torch.set_num_threads`` for this process (None: leave as is).
+        settings: how candidates are trained and measured (the problem's
+            :class:`~evodiff_ray.problems.diffusion.settings.DiffusionSettings`, passed
+            whole; None: the defaults). The bench reads the options; the facts the cache
+            key adds (digest, device class, processor) it finds for itself.
+        dataset: the dataset ``settings.dataset`` names, already loaded (reused warm);
+            None: load it.
         cache_dir: where the feature network is cached (None: ``$EVODIFF_CACHE_DIR``
             or ``~/.cache/evodiff-ray``).
         progress: called with one-line progress messages (None: silent).
         fault_hook: called with the stage name (``build``, ``train``, ``sample``,
             ``latency``, ``memory``) at every step of that stage; tests use it to
             inject failures (e.g. raise ``torch.OutOfMemoryError``).
+
+    Raises:
+        UsageError: a device this machine lacks, an unloadable dataset, or ``fd_samples``
+            outside the held-out split.
     """
 
     def __init__(
         self,
-        dataset: str | Path | Dataset = "digits",
+        settings: DiffusionSettings | None = None,
         *,
-        device: str | None = None,
-        resolution: int | None = None,
-        seed: int = 0,
-        fd_samples: int | None = None,
-        latency_batch: int = 16,
-        latency_repeats: int = 5,
-        time_limit_s: float | None = 600.0,
-        threads: int | None = None,
+        dataset: Dataset | None = None,
         cache_dir: str | Path | None = None,
         progress: Callable[[str], None] | None = None,
         fault_hook: Callable[[str], None] | None = None,
     ):
-        if threads is not None:
-            torch.set_num_threads(int(threads))
-        self.device = resolve_device(device)
+        self.settings = settings = settings or DiffusionSettings()
+        if settings.threads is not None:
+            torch.set_num_threads(settings.threads)
+        self.device = select_device(settings.device or "auto")
         if self.device.type == "mps":
             # timed runs must never fall back to the CPU silently (hardware/device.py)
             from evodiff_ray.hardware.device import assert_no_mps_fallback
 
             assert_no_mps_fallback(self.device)
-        self.seed = int(seed)
-        self.latency_batch = int(latency_batch)
-        self.latency_repeats = int(latency_repeats)
-        self.time_limit_s = time_limit_s
         self.progress = progress or (lambda message: None)
         self.fault_hook = fault_hook
-        if self.latency_batch < 1 or self.latency_repeats < 1:
-            raise UsageError("latency_batch and latency_repeats must be at least 1")
-        self.dataset = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, resolution=resolution)
+        if dataset is not None and dataset.name != str(settings.dataset):
+            raise ValueError(f"the loaded dataset is {dataset.name!r} but the settings name {settings.dataset!r}")
+        self.dataset = dataset if dataset is not None else load_dataset(settings.dataset,
+                                                                        resolution=settings.resolution)
         n_held = self.dataset.heldout.shape[0]
+        fd_samples = settings.fd_samples
         self.fd_samples = min(n_held, 2000) if fd_samples is None else int(fd_samples)
         if not 2 <= self.fd_samples <= n_held:
             raise UsageError(f"fd_samples {fd_samples} must be in [2, {n_held}] (the held-out split's size)")
@@ -147,19 +112,6 @@ class DiffusionBench:
         self._measured_on = _measured_on(self.device)
 
     # -- description ---------------------------------------------------------------
-    def settings(self, fidelity: str | Fidelity = "quick") -> dict[str, Any]:
-        """Everything besides the genome that changes its fitness (for cache keys)."""
-        return {
-            "fidelity": get_fidelity(fidelity).to_dict(),
-            "dataset": self.dataset.digest,
-            "schedule": self.schedule.describe(),
-            "seed": self.seed,
-            "fd_samples": self.fd_samples,
-            "latency_batch": self.latency_batch,
-            "device_class": self.device.type,
-            "code_version": EVAL_CODE_VERSION,
-        }
-
     def measured_on(self) -> dict[str, Any]:
         """Where this evaluator measures: node, device, chip, torch, predicted (none)."""
         return dict(self._measured_on)
@@ -168,7 +120,7 @@ class DiffusionBench:
     def evaluate(
         self,
         genome: Genome,
-        fidelity: str | Fidelity = "quick",
+        fidelity: str | Fidelity | None = None,
         *,
         seed: int | None = None,
         time_limit_s: float | None = None,
@@ -178,9 +130,9 @@ class DiffusionBench:
         Args:
             genome: the architecture.
             fidelity: a name in :data:`~evodiff_ray.diffusion.fidelity.FIDELITIES` or a
-                :class:`~evodiff_ray.diffusion.fidelity.Fidelity`.
-            seed: overrides the evaluator's seed for this call.
-            time_limit_s: overrides the evaluator's time limit for this call.
+                :class:`~evodiff_ray.diffusion.fidelity.Fidelity` (None: the settings').
+            seed: overrides the settings' seed for this call.
+            time_limit_s: overrides the settings' time limit for this call.
 
         Returns:
             A :class:`Fitness` with objectives ``quality_fd``, ``latency_ms`` and
@@ -189,9 +141,9 @@ class DiffusionBench:
         Raises:
             UsageError: only for an unknown fidelity name.
         """
-        fid = get_fidelity(fidelity)
-        seed = self.seed if seed is None else int(seed)
-        limit = self.time_limit_s if time_limit_s is None else time_limit_s
+        fid = self.settings.fidelity if fidelity is None else get_fidelity(fidelity)
+        seed = self.settings.seed if seed is None else int(seed)
+        limit = self.settings.time_limit_s if time_limit_s is None else time_limit_s
         t0 = time.perf_counter()
         deadline = None if limit is None else t0 + float(limit)
         state = {"stage": "build"}
@@ -208,8 +160,15 @@ class DiffusionBench:
         except Exception as e:  # noqa: BLE001 - every candidate failure becomes a reason
             self._release()
             reason = _reason(e, state["stage"], limit, self.device)
+            # a time limit hit on an overloaded machine (load measured as it fires) is the
+            # machine's failure, not the genome's: transient, so it is never cached
+            from evodiff_ray.core.fitness import overloaded
+
+            transient = isinstance(e, CandidateTimeout) and overloaded()
             return Fitness.infeasible(
-                OBJECTIVES, reason, measured_on=self.measured_on(), extras=extras, seconds=time.perf_counter() - t0
+                OBJECTIVES, reason + (" while the machine was overloaded" if transient else ""),
+                measured_on=self.measured_on(), extras=extras, seconds=time.perf_counter() - t0,
+                transient=transient,
             )
         return Fitness(
             objectives=objectives,
@@ -253,14 +212,15 @@ class DiffusionBench:
         fd = frechet_distance(feature_stats(self.feature_net, images), self.real_stats)
         marks["sample"] = time.perf_counter()
 
-        bshape = (self.latency_batch, ds.channels, ds.resolution, ds.resolution)
+        batch = self.settings.latency_batch
+        bshape = (batch, ds.channels, ds.resolution, ds.resolution)
         bnoise = sample_noise(bshape, seed + 4)
 
         def sample_once() -> torch.Tensor:
             return ddim_sample(model, self.schedule, bnoise.to(dev), steps, on_step=check)
 
         state["stage"] = "latency"
-        lat = measure_latency(sample_once, dev, warmup=1, repeats=self.latency_repeats)
+        lat = measure_latency(sample_once, dev, warmup=1, repeats=self.settings.latency_repeats)
         state["stage"] = "memory"
         mem = measure_peak_memory(sample_once, model, dev)
         marks["measure"] = time.perf_counter()
@@ -268,7 +228,7 @@ class DiffusionBench:
         extras.update(
             latency_p90_ms=lat.p90_ms,
             latency_runs_ms=list(lat.runs_ms),
-            latency_batch=self.latency_batch,
+            latency_batch=batch,
             memory_method=mem.method,
             model_mb=mem.model_mb,
             activation_mb=mem.activation_mb,
@@ -313,7 +273,7 @@ def _measured_on(device: torch.device) -> dict[str, Any]:
     info: dict[str, Any] = {
         "node": socket.gethostname(),
         "device": str(device),
-        "chip": _chip(device),
+        "chip": processor_name(device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "predicted": [],
@@ -322,20 +282,3 @@ def _measured_on(device: torch.device) -> dict[str, Any]:
         # the CPU fallback would silently time CPU kernels; we never enable it, but say if the user did
         info["mps_fallback"] = os.environ.get("PYTORCH_ENABLE_MPS_FALLBACK", "") == "1"
     return info
-
-
-def _chip(device: torch.device) -> str | None:
-    """A human name for the chip doing the work (GPU name, Apple chip or CPU model)."""
-    try:
-        if device.type == "cuda":
-            return torch.cuda.get_device_name(device)
-        if platform.system() == "Darwin":
-            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5)
-            return out.stdout.strip() or platform.machine()
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError, RuntimeError):
-        pass
-    return platform.processor() or platform.machine() or None

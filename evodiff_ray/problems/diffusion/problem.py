@@ -23,8 +23,10 @@ from evodiff_ray.core.errors import UsageError
 from evodiff_ray.core.fitness import Fitness
 from evodiff_ray.genome import Genome
 from evodiff_ray.problems.base import SearchProblem
+from evodiff_ray.problems.diffusion.settings import OBJECTIVES, DiffusionSettings
 
-OBJECTIVES = ("quality_fd", "latency_ms", "memory_mb")
+#: the defaults of the options, stated once (in DiffusionSettings); the signature refers to them
+_D = DiffusionSettings
 
 
 def baseline_genome() -> Genome:
@@ -46,8 +48,13 @@ class GenomeProblem(Problem):
 class DiffusionProblem(SearchProblem):
     """Architecture search for diffusion denoisers.
 
+    The options that change a measured number become one frozen
+    :class:`~evodiff_ray.problems.diffusion.settings.DiffusionSettings` (``self.settings``),
+    which states their defaults, goes whole to the bench, and is the cache key once
+    resolved (:meth:`evaluation_settings`).
+
     Args:
-        fidelity: training budget name (``quick``, ``standard``, ``full``).
+        fidelity: training budget name (``smoke``, ``quick``, ``standard``, ``full``).
         dataset: ``"digits"``, an image folder or an ``.npz`` path.
         resolution: resize user images to this side (None: keep theirs).
         seed: evaluation seed (model init, data order, noise: the same for every candidate).
@@ -56,7 +63,8 @@ class DiffusionProblem(SearchProblem):
         latency_repeats: timed sampling runs.
         time_limit_s: per-candidate wall-time limit (None: none).
         device: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``.
-        threads: torch threads per evaluator process (None: torch's default).
+        threads: torch threads per evaluator process (None: torch's default); on Ray the
+            search sets it from ``actor.num_cpus`` (:meth:`worker_options`).
         target: hardware target (``m2-max``, ``apple_silicon``, ``any``); a chip target adds
             the ``memory_budget`` constraint (unified memory x usable fraction).
         target_mode: ``"measure"`` (evaluators run on the target's nodes) or ``"predict"``
@@ -73,75 +81,87 @@ class DiffusionProblem(SearchProblem):
 
     name = "diffusion"
     objective_names = OBJECTIVES
+    #: what a preset means here, where evaluations train networks:
+    #: quick = 6 + 2 x 6 = 18 candidates at the quick fidelity (about 4 minutes on 2 cores);
+    #: standard = 24 + 9 x 24 = 240 candidates (tens of minutes on 2 cores).
+    presets = {
+        "quick": {"pop_size": 6, "generations": 3, "fidelity": "quick"},
+        "standard": {"pop_size": 24, "generations": 10, "fidelity": "quick"},
+    }
+    #: SearchConfig fields carried into this problem's options
+    config_options = ("fidelity", "target")
 
     def __init__(
         self,
-        fidelity: str = "quick",
-        dataset: str = "digits",
-        resolution: int | None = None,
-        seed: int = 0,
-        fd_samples: int | None = None,
-        latency_batch: int = 16,
-        latency_repeats: int = 5,
-        time_limit_s: float | None = 600.0,
-        device: str | None = None,
-        threads: int | None = None,
-        target: str | None = None,
+        fidelity: str = _D.fidelity,
+        dataset: str = _D.dataset,
+        resolution: int | None = _D.resolution,
+        seed: int = _D.seed,
+        fd_samples: int | None = _D.fd_samples,
+        latency_batch: int = _D.latency_batch,
+        latency_repeats: int = _D.latency_repeats,
+        time_limit_s: float | None = _D.time_limit_s,
+        device: str | None = _D.device,
+        threads: int | None = _D.threads,
+        target: str | None = _D.target,
         space: dict[str, Any] | None = None,
         cache_dir: str | None = None,
-        target_mode: str | None = None,
-        memory_fraction: float | None = None,
-        memory_gb: int | None = None,
-        predictor_calibration: dict[str, Any] | None = None,
+        target_mode: str | None = _D.target_mode,
+        memory_fraction: float | None = _D.memory_fraction,
+        memory_gb: int | None = _D.memory_gb,
+        predictor_calibration: dict[str, Any] | str | None = _D.predictor_calibration,
     ):
-        from evodiff_ray.diffusion.fidelity import get_fidelity
+        from evodiff_ray.hardware.calibration import load_calibration
         from evodiff_ray.space import SearchSpace
 
-        self.fidelity = get_fidelity(fidelity)
-        for label, v in (("seed", seed), ("latency_batch", latency_batch), ("latency_repeats", latency_repeats)):
-            if isinstance(v, bool) or not isinstance(v, int) or (label != "seed" and v < 1):
-                raise UsageError(f"diffusion: {label} must be {'an integer' if label == 'seed' else 'a positive integer'}, got {v!r}")
-        if time_limit_s is not None and (isinstance(time_limit_s, bool) or not isinstance(time_limit_s, (int, float)) or time_limit_s <= 0):
-            raise UsageError(f"diffusion: time_limit_s must be a positive number or null, got {time_limit_s!r}")
         if not isinstance(dataset, str) or not dataset:
             raise UsageError(f"diffusion: dataset must be 'digits' or a path, got {dataset!r}")
-        self.dataset = dataset
-        self.resolution = resolution
-        self.seed = seed
-        self.fd_samples = fd_samples
-        self.latency_batch = latency_batch
-        self.latency_repeats = latency_repeats
-        self.time_limit_s = time_limit_s
-        self.device = device
-        self.threads = threads
-        self.target = target
-        self.cache_dir = cache_dir
         self.space = SearchSpace.from_dict(_space_for_data(dict(space or {}), dataset, resolution))
+        #: how candidates are trained and measured: one frozen object, handed whole to the bench
+        self.settings = DiffusionSettings(
+            fidelity=fidelity, dataset=dataset, resolution=resolution, seed=seed, fd_samples=fd_samples,
+            latency_batch=latency_batch, latency_repeats=latency_repeats, time_limit_s=time_limit_s,
+            device=device, threads=threads, target=target, target_mode=target_mode,
+            memory_fraction=memory_fraction, memory_gb=memory_gb,
+            predictor_calibration=load_calibration(predictor_calibration), space=self.space.to_dict(),
+        )
+        self.cache_dir = cache_dir
         self.constraint_names = tuple(self.space.constraint_names)
-        self._digest: str | None = None
+        self.chip = self.settings.chip
+        self.budget_mb: float | None = None
+        if self.chip is not None:
+            from evodiff_ray.hardware.budget import CONSTRAINT_NAME, memory_budget_mb
+
+            self.budget_mb = memory_budget_mb(self.chip, memory_fraction, memory_gb=memory_gb)
+            self.constraint_names += (CONSTRAINT_NAME,)
+        self._resolved: DiffusionSettings | None = None
         self._evaluator = None
         self._predictor = None
-        self.chip: str | None = None
-        self.budget_mb: float | None = None
-        if target_mode not in (None, "measure", "predict"):
-            raise UsageError(f"diffusion: target_mode must be 'measure' or 'predict', got {target_mode!r}")
-        self.target_mode = target_mode or "measure"
-        self.memory_fraction, self.memory_gb = memory_fraction, memory_gb
-        from evodiff_ray.hardware.calibration import load_calibration
 
-        self.predictor_calibration = load_calibration(predictor_calibration)
-        if target is not None:
-            from evodiff_ray.hardware.budget import CONSTRAINT_NAME, memory_budget_mb
-            from evodiff_ray.hardware.targets import parse_target
+    @property
+    def fidelity(self):
+        """The training budget (a :class:`~evodiff_ray.diffusion.fidelity.Fidelity`)."""
+        return self.settings.fidelity
 
-            t = parse_target(target)
-            self.target = t.name
-            if t.kind == "chip":
-                self.chip = t.chip
-                self.budget_mb = memory_budget_mb(t.chip, memory_fraction, memory_gb=memory_gb)
-                self.constraint_names += (CONSTRAINT_NAME,)
-        if self.target_mode == "predict" and self.chip is None:
-            raise UsageError("diffusion: predicting needs a chip target (e.g. target = 'm2-max')")
+    @property
+    def target_mode(self) -> str:
+        """``"measure"`` or ``"predict"`` (meaningful with a chip target)."""
+        return self.settings.target_mode
+
+    @property
+    def predictor_calibration(self) -> dict[str, Any] | None:
+        """The chip predictor's fitted correction (JSON data), or None."""
+        return self.settings.predictor_calibration
+
+    @classmethod
+    def target_options(cls, plan: dict[str, Any]) -> dict[str, Any]:
+        """Measure on the target's nodes, or predict for a chip no node has."""
+        return {"target_mode": plan["mode"]}
+
+    @classmethod
+    def worker_options(cls, *, threads: int) -> dict[str, Any]:
+        """The actor's torch threads become the ``threads`` option, so the key names them."""
+        return {"threads": threads}
 
     # -- driver side ---------------------------------------------------------------
     def pymoo_problem(self) -> GenomeProblem:
@@ -152,6 +172,10 @@ class DiffusionProblem(SearchProblem):
         from evodiff_ray.operators import genome_operators
 
         return genome_operators(self.space)
+
+    def search_space(self):
+        """The genome space (random and Optuna strategies draw from it)."""
+        return self.space
 
     def to_json(self, x) -> dict[str, Any]:
         return _genome_of(x).to_dict()
@@ -165,34 +189,32 @@ class DiffusionProblem(SearchProblem):
 
     def dataset_digest(self) -> str:
         """The dataset's digest (loads the dataset once; cheap for ``digits``)."""
-        if self._digest is None:
-            if self._evaluator is not None:
-                self._digest = self._evaluator.dataset.digest
-            else:
-                from evodiff_ray.data import load_dataset
+        return self.evaluation_settings().dataset_digest
 
-                self._digest = load_dataset(self.dataset, resolution=self.resolution).digest
-        return self._digest
+    def evaluation_settings(self) -> DiffusionSettings:
+        """The settings, resolved on this machine (digest, device class, processor, threads)."""
+        if self._resolved is None:
+            digest = self._evaluator.dataset.digest if self._evaluator is not None else None
+            self._resolved = self.settings.resolved(digest)
+        return self._resolved
 
-    def evaluation_settings(self) -> dict[str, Any]:
-        from evodiff_ray.diffusion.schedule import linear_schedule
-        from evodiff_ray.problems.diffusion.bench import EVAL_CODE_VERSION, resolve_device
+    def baseline(self) -> Genome:
+        """The shipped hand-designed reference UNet."""
+        return baseline_genome()
 
-        return {
-            "problem": self.name,
-            "fidelity": self.fidelity.to_dict(),
-            "dataset": self.dataset_digest(),
-            "schedule": linear_schedule().describe(),
-            "seed": self.seed,
-            "fd_samples": self.fd_samples,
-            "latency_batch": self.latency_batch,
-            "device_class": resolve_device(self.device).type,
-            "target": self.target,
-            "target_mode": self.target_mode if self.chip else None,
-            "memory_budget_mb": self.budget_mb,
-            "space": self.space.to_dict(),
-            "code_version": EVAL_CODE_VERSION,
-        }
+    def trackers(self) -> list:
+        """Fits the predictor's correction for the measuring device when the search ends."""
+        from evodiff_ray.hardware.calibration import CalibrationTracker
+
+        return [CalibrationTracker(chip=self.chip, batch=self.settings.latency_batch,
+                                   resolution=self.space.resolution, in_channels=self.space.in_channels)]
+
+    def train_model(self, x, *, models_dir, fidelity: str | None = None, progress=None):
+        """Train the genome at ``fidelity`` (None: ``full``) into a pyfunc that samples images."""
+        from evodiff_ray.problems.diffusion.model import train_model
+
+        return train_model(_genome_of(x), self.settings, models_dir=models_dir, fidelity=fidelity or "full",
+                           progress=progress)
 
     # -- actor side ----------------------------------------------------------------
     def setup(self, progress=None) -> None:
@@ -200,19 +222,7 @@ class DiffusionProblem(SearchProblem):
         if self._evaluator is None:
             from evodiff_ray.problems.diffusion.bench import DiffusionBench
 
-            self._evaluator = DiffusionBench(
-                self.dataset,
-                device=self.device,
-                resolution=self.resolution,
-                seed=self.seed,
-                fd_samples=self.fd_samples,
-                latency_batch=self.latency_batch,
-                latency_repeats=self.latency_repeats,
-                time_limit_s=self.time_limit_s,
-                threads=self.threads,
-                cache_dir=self.cache_dir,
-                progress=progress,
-            )
+            self._evaluator = DiffusionBench(self.settings, cache_dir=self.cache_dir, progress=progress)
 
     @property
     def evaluator(self):
@@ -227,8 +237,8 @@ class DiffusionProblem(SearchProblem):
         if self._predictor is None and self.chip is not None:
             from evodiff_ray.hardware.predict import predictor_for
 
-            self._predictor = predictor_for(self.chip, batch=self.latency_batch, resolution=self.space.resolution,
-                                            in_channels=self.space.in_channels,
+            self._predictor = predictor_for(self.chip, batch=self.settings.latency_batch,
+                                            resolution=self.space.resolution, in_channels=self.space.in_channels,
                                             calibration=self.predictor_calibration)
         return self._predictor
 
@@ -248,7 +258,7 @@ class DiffusionProblem(SearchProblem):
         if over:
             return self._rejected(genome, space_g, "outside the search space's limits (" + ", ".join(over)
                                   + "); not trained")
-        if self.chip is not None and self.target_mode == "predict":
+        if self.settings.predicting:
             from evodiff_ray.hardware.retarget import precheck_memory
 
             reason = precheck_memory(genome, self.predictor, self.budget_mb, chip=self.chip)
@@ -258,11 +268,11 @@ class DiffusionProblem(SearchProblem):
                 g = dict(space_g)
                 g[CONSTRAINT_NAME] = memory_constraint(self.predictor.memory_mb(genome), self.budget_mb)
                 return self._rejected(genome, g, reason + "; not trained")
-        fit = self.evaluator.evaluate(genome, self.fidelity)
+        fit = self.evaluator.evaluate(genome)
         if self.chip is not None:
             from evodiff_ray.hardware.retarget import apply_memory_budget, retarget_fitness
 
-            if self.target_mode == "predict":
+            if self.settings.predicting:
                 fit = retarget_fitness(fit, genome, self.predictor, chip=self.chip, budget_mb=self.budget_mb)
             else:
                 fit = apply_memory_budget(fit, self._measured_budget(), chip=self.chip)
@@ -275,12 +285,12 @@ class DiffusionProblem(SearchProblem):
 
     def _measured_budget(self) -> float:
         """On the target itself: Metal's recommended working set when MPS reports it."""
-        if self.memory_fraction is None and self.evaluator.device.type == "mps":
+        if self.settings.memory_fraction is None and self.evaluator.device.type == "mps":
             import torch
 
             from evodiff_ray.hardware.budget import memory_budget_mb
 
-            return memory_budget_mb(self.chip, None, memory_gb=self.memory_gb,
+            return memory_budget_mb(self.chip, None, memory_gb=self.settings.memory_gb,
                                     recommended_max_bytes=int(torch.mps.recommended_max_memory()))
         return self.budget_mb
 
@@ -290,8 +300,8 @@ class DiffusionProblem(SearchProblem):
 
         fit = Fitness.infeasible(self.objective_names, reason, self.constraint_names,
                                  measured_on={"device": None, "predicted": []},
-                                 extras={"params": estimate(genome, self.space.resolution, 1,
-                                                            self.space.in_channels).params})
+                                 extras={"params": estimate(genome, resolution=self.space.resolution,
+                                                            in_channels=self.space.in_channels).params})
         fit.constraints = {n: max(0.0, float(g.get(n, 0.0))) for n in self.constraint_names}
         return fit
 

@@ -1,0 +1,422 @@
+"""Does the search pay? Hypervolume per wall-clock and per training step, against Ray Tune + Optuna.
+
+Every system searches the diffusion problem on digits with the same workers, the same
+evaluation function and one equal wall-clock budget per run, over several seeds:
+
+- ``mf``: ours, NSGA-II with multi-fidelity (rungs, continued weights);
+- ``nsga2``: ours, NSGA-II at a single fidelity (``quick``);
+- ``random``: ours, uniform draws from the same genome space;
+- ``optuna``: ours, Optuna's NSGA-II sampler over our flat genome encoding, in our engine;
+- ``tune``: Ray Tune + ``OptunaSearch`` with Optuna's NSGA-II sampler, over the same
+  encoding and the same evaluation (``DiffusionProblem.evaluate``), written as a Tune
+  user would write it: one trial per candidate, results reported with ``tune.report``.
+
+Only evaluations that finished inside the budget count; the cache is off (every run pays
+for its own evaluations) and nothing is tracked. Hypervolume is computed from the
+records of every run with ONE reference point, twice the reference UNet's objectives
+measured at the start of the benchmark on the same machine, and normalised to [0, 1].
+
+Each (system, seed) run writes ``<out-dir>/<system>-seed<k>.json`` and a rerun skips
+the finished ones, so the benchmark can span several sittings. The load average is
+recorded beside each run (latency is an objective: run it on an otherwise quiet machine).
+``--report-only`` aggregates what is there: a table, ``search_quality.json`` and
+``search_quality.png`` (median and range over seeds), the headline ratios and, with
+``--discovery``, the best run's front retrained at ``standard``.
+
+    python benchmarks/bench_search_quality.py [--systems nsga2,random,optuna,tune,mf]
+        [--seeds 1,2,3] [--budget-s 600] [--workers 2] [--device cpu] [--report-only] [--discovery]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evodiff_ray.problems.diffusion.settings import OBJECTIVES
+SYSTEMS = ("mf", "nsga2", "random", "optuna", "tune")
+OURS = {"mf": ("nsga2", True), "nsga2": ("nsga2", False), "random": ("random", False), "optuna": ("optuna", False)}
+GRID = 60  # points on the common time / step grid of the curves
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "torch": torch.__version__,
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def problem_options(args) -> dict[str, Any]:
+    return {"fidelity": args.fidelity, "device": args.device, "fd_samples": args.fd_samples}
+
+
+# --------------------------------------------------------------------------- the reference
+
+
+def reference(args, out_dir: Path) -> dict[str, Any]:
+    """The reference UNet's objectives at ``args.fidelity`` (measured once, then read back)."""
+    path = out_dir / "reference.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    from evodiff_ray.problems import make_problem
+
+    problem = make_problem("diffusion", {**problem_options(args), "threads": 1})
+    problem.setup()
+    fit = problem.evaluate(problem.baseline())
+    doc = {"objectives": fit.objectives, "fitness": fit.to_dict(), "machine": machine(),
+           "loadavg": os.getloadavg()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1))
+    return doc
+
+
+def reference_point(ref: dict[str, Any]) -> list[float]:
+    """The one reference point of every hypervolume here: 2x the reference UNet."""
+    return [2.0 * float(ref["objectives"][n]) for n in OBJECTIVES]
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def run_ours(system: str, seed: int, args) -> dict[str, Any]:
+    from evodiff_ray.config import load_config
+    from evodiff_ray.search import search
+
+    strategy, multi_fidelity = OURS[system]
+    runs = tempfile.mkdtemp(prefix=f"bench-sq-{system}-{seed}-")
+    overrides: dict[str, Any] = {
+        "problem": "diffusion", "problem_options": problem_options(args), "strategy": strategy,
+        "pop_size": args.pop, "seed": seed, "workers": args.workers, "max_seconds": args.budget_s,
+        "mode": args.mode, "runs_dir": runs, "no_cache": True, "no_tracking": True,
+    }
+    if multi_fidelity:
+        overrides["multi_fidelity"] = True
+    config = load_config(overrides=overrides)
+    t0 = time.time()
+    result = search(config)
+    rows = []
+    for r in result.records:
+        fit = r["fitness"]
+        extras = fit.get("extras", {})
+        rows.append({
+            "t": float(fit["evaluated_at"]) - t0,
+            "key": r["key"],
+            "feasible": bool(fit["feasible"]),
+            "objectives": {n: fit["objectives"].get(n) for n in OBJECTIVES},
+            "train_steps": extras.get("train_steps_spent", extras.get("train_steps")),
+            "rung": extras.get("rung"),
+            "genome": r["x"],
+        })
+    return {"records": rows, "stop_reason": result.stop_reason, "wall_s": time.time() - t0}
+
+
+def run_tune(seed: int, args) -> dict[str, Any]:
+    """Ray Tune + OptunaSearch (NSGA-II sampler) over our flat encoding and evaluation."""
+    import optuna
+    import ray
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from evodiff_ray.problems import make_problem
+    from evodiff_ray.strategies.encoding import encoding_for
+    from evodiff_ray.strategies.optuna import trial_suggest
+
+    opts = problem_options(args)
+    encoding = encoding_for(make_problem("diffusion", opts), "optuna")   # the encoding our optuna strategy uses
+
+    def define_by_run(trial):
+        encoding.decode(trial_suggest(trial))
+
+    def trainable(config):
+        # what a Tune user writes: rebuild the problem in the trial, evaluate, report
+        from evodiff_ray.problems import make_problem
+
+        problem = make_problem("diffusion", {**opts, "threads": 1})
+        genome = encoding.decode_values(config)
+        fit = problem.evaluate(genome)
+        values = {n: (float(fit.objectives[n]) if fit.feasible else 1e9) for n in OBJECTIVES}
+        tune.report({**values, "evaluated_at": time.time(), "feasible": fit.feasible,
+                     "train_steps": fit.extras.get("train_steps"), "key": genome.key(),
+                     "genome": json.dumps(genome.to_dict())})
+
+    searcher = OptunaSearch(
+        space=define_by_run, metric=list(OBJECTIVES), mode=["min"] * len(OBJECTIVES),
+        sampler=optuna.samplers.NSGAIISampler(population_size=args.pop, seed=seed),
+    )
+    ray.init(num_cpus=args.workers, include_dashboard=False, ignore_reinit_error=True)
+    t0 = time.time()
+    try:
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, {"cpu": 1}),
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1, max_concurrent_trials=args.workers,
+                                        time_budget_s=args.budget_s),
+            run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(prefix="bench-sq-tune-"), verbose=0),
+        )
+        grid = tuner.fit()
+    finally:
+        wall = time.time() - t0
+        ray.shutdown()
+    rows = []
+    for res in grid:
+        m = res.metrics or {}
+        if "evaluated_at" not in m:
+            continue
+        rows.append({"t": float(m["evaluated_at"]) - t0, "key": m.get("key"), "feasible": bool(m.get("feasible")),
+                     "objectives": {n: m.get(n) for n in OBJECTIVES}, "train_steps": m.get("train_steps"),
+                     "rung": None, "genome": json.loads(m["genome"]) if m.get("genome") else None})
+    rows.sort(key=lambda r: r["t"])
+    return {"records": rows, "stop_reason": f"time_budget_s={args.budget_s}", "wall_s": wall}
+
+
+def run_one(system: str, seed: int, args, out_dir: Path) -> Path:
+    path = out_dir / f"{system}-seed{seed}.json"
+    if path.exists() and not args.force:
+        print(f"{system} seed {seed}: done before ({path}), skipped", flush=True)
+        return path
+    load_before = os.getloadavg()
+    print(f"{system} seed {seed}: running for {args.budget_s:.0f} s on {args.workers} workers "
+          f"(load {load_before[0]:.2f})", flush=True)
+    doc = run_tune(seed, args) if system == "tune" else run_ours(system, seed, args)
+    doc.update(system=system, seed=seed, budget_s=args.budget_s, workers=args.workers, device=args.device,
+               fidelity=args.fidelity, pop=args.pop, mode=args.mode, machine=machine(),
+               loadavg_before=load_before, loadavg_after=os.getloadavg())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, allow_nan=True))
+    os.replace(tmp, path)
+    counted = sum(r["t"] <= args.budget_s for r in doc["records"])
+    print(f"{system} seed {seed}: {counted} evaluations inside the budget", flush=True)
+    return path
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+def normalised(rows: list[dict], ref_point: list[float]) -> np.ndarray:
+    """Feasible objective vectors divided by the reference point (finite ones only)."""
+    out = []
+    for r in rows:
+        if not r["feasible"]:
+            continue
+        v = [r["objectives"].get(n) for n in OBJECTIVES]
+        if any(x is None or not np.isfinite(float(x)) for x in v):
+            continue
+        out.append([float(x) / p for x, p in zip(v, ref_point)])
+    return np.array(out).reshape(-1, len(OBJECTIVES))
+
+
+def hv(points: np.ndarray) -> float:
+    from pymoo.indicators.hv import HV
+
+    inside = points[(points < 1.0).all(axis=1)] if len(points) else points
+    return float(HV(ref_point=np.ones(len(OBJECTIVES)))(inside)) if len(inside) else 0.0
+
+
+def curve(rows: list[dict], ref_point: list[float], axis: str, grid: np.ndarray, budget_s: float) -> np.ndarray:
+    """Hypervolume of everything evaluated up to each grid value of ``axis`` (t or steps)."""
+    rows = [r for r in rows if r["t"] <= budget_s]
+    rows = sorted(rows, key=lambda r: r["t"])
+    xs, spent = [], 0.0
+    for r in rows:
+        spent += float(r.get("train_steps") or 0)
+        xs.append(r["t"] if axis == "t" else spent)
+    out = np.zeros(len(grid))
+    for i, g in enumerate(grid):
+        upto = [r for r, x in zip(rows, xs) if x <= g]
+        out[i] = hv(normalised(upto, ref_point))
+    return out
+
+
+def first_reach(xs: np.ndarray, ys: np.ndarray, target: float) -> float | None:
+    hit = np.nonzero(ys >= target)[0]
+    return float(xs[hit[0]]) if len(hit) else None
+
+
+def report(args, out_dir: Path) -> dict[str, Any]:
+    ref = reference(args, out_dir)
+    ref_point = reference_point(ref)
+    runs: dict[str, list[dict]] = {}
+    for path in sorted(out_dir.glob("*-seed*.json")):
+        doc = json.loads(path.read_text())
+        runs.setdefault(doc["system"], []).append(doc)
+    if not runs:
+        sys.exit(f"no runs in {out_dir}; run the benchmark first")
+    budget = max(d["budget_s"] for ds in runs.values() for d in ds)
+    t_grid = np.linspace(0, budget, GRID)
+    max_steps = max(sum(float(r.get("train_steps") or 0) for r in d["records"] if r["t"] <= budget)
+                    for ds in runs.values() for d in ds) or 1.0
+    s_grid = np.linspace(0, max_steps, GRID)
+    summary: dict[str, Any] = {}
+    for system, docs in runs.items():
+        t_curves = np.array([curve(d["records"], ref_point, "t", t_grid, d["budget_s"]) for d in docs])
+        s_curves = np.array([curve(d["records"], ref_point, "steps", s_grid, d["budget_s"]) for d in docs])
+        finals = [float(c[-1]) for c in t_curves]
+        summary[system] = {
+            "seeds": [d["seed"] for d in docs],
+            "final_hv": finals,
+            "final_hv_median": float(np.median(finals)),
+            "evaluations": [sum(r["t"] <= d["budget_s"] for r in d["records"]) for d in docs],
+            "train_steps": [sum(float(r.get("train_steps") or 0) for r in d["records"] if r["t"] <= d["budget_s"])
+                            for d in docs],
+            "dominate_reference": [int(sum(all(float(r["objectives"][n]) < float(ref["objectives"][n])
+                                               for n in OBJECTIVES)
+                                           for r in d["records"] if r["feasible"] and r["t"] <= d["budget_s"]))
+                                   for d in docs],
+            "loadavg": [d["loadavg_before"] for d in docs],
+            "t_curve_median": np.median(t_curves, axis=0).tolist(),
+            "t_curve_min": t_curves.min(axis=0).tolist(),
+            "t_curve_max": t_curves.max(axis=0).tolist(),
+            "s_curve_median": np.median(s_curves, axis=0).tolist(),
+        }
+    headline = {}
+    ours = [s for s in summary if s != "tune"]
+    best = max(ours, key=lambda s: summary[s]["final_hv_median"]) if ours else None
+    if best and "tune" in summary:
+        target = summary["tune"]["final_hv_median"]
+        t = first_reach(t_grid, np.array(summary[best]["t_curve_median"]), target)
+        headline = {"best_system": best, "tune_final_hv": target,
+                    "time_to_reach_s": t, "ratio": None if t is None else t / budget, "goal": "<= 1/3"}
+    mf_saving = {}
+    if "mf" in summary and "nsga2" in summary:
+        target = summary["nsga2"]["final_hv_median"]
+        steps = first_reach(s_grid, np.array(summary["mf"]["s_curve_median"]), target)
+        single = float(np.median(summary["nsga2"]["train_steps"]))
+        mf_saving = {"single_fidelity_final_hv": target, "single_fidelity_steps": single,
+                     "mf_steps_to_reach": steps, "saving": None if not steps else single / steps, "goal": ">= 3"}
+    doc = {"reference": ref, "reference_point": ref_point, "budget_s": budget, "t_grid": t_grid.tolist(),
+           "s_grid": s_grid.tolist(), "systems": summary, "headline": headline, "multi_fidelity_saving": mf_saving,
+           "machine": machine()}
+    if args.discovery and best:
+        doc["discovery"] = discovery(args, runs[best], ref, out_dir)
+    print_table(doc)
+    plot(doc, out_dir.parent / "search_quality.png")
+    (out_dir.parent / "search_quality.json").write_text(json.dumps(doc, indent=1, default=float))
+    return doc
+
+
+def discovery(args, docs: list[dict], ref: dict, out_dir: Path) -> dict[str, Any]:
+    """Retrain the best run's front members and the reference at ``standard``; same seeds."""
+    from scipy.stats import spearmanr
+
+    from evodiff_ray.core.front import front_of
+    from evodiff_ray.genome import Genome
+    from evodiff_ray.problems import make_problem
+
+    ref_point = reference_point(ref)
+    best = max(docs, key=lambda d: hv(normalised([r for r in d["records"] if r["t"] <= d["budget_s"]], ref_point)))
+    recs = [{"key": r["key"], "fitness": {"feasible": r["feasible"], "objectives": r["objectives"]}, "x": r["genome"]}
+            for r in best["records"] if r["t"] <= best["budget_s"] and r["feasible"]]
+    front = front_of(recs, OBJECTIVES)
+    problem = make_problem("diffusion", {**problem_options(args), "fidelity": "standard", "threads": 1})
+    problem.setup()
+    ref_std = problem.evaluate(problem.baseline()).objectives
+    members = []
+    for r in front:
+        fit = problem.evaluate(Genome.from_dict(r["x"]))
+        members.append({"key": r["key"], "quick": r["fitness"]["objectives"],
+                        "standard": fit.objectives if fit.feasible else None})
+    ok = [m for m in members if m["standard"]]
+    close = [m for m in ok if m["standard"]["quality_fd"] <= 1.05 * ref_std["quality_fd"]]
+    fastest = min(close, key=lambda m: m["standard"]["latency_ms"]) if close else None
+    rho = spearmanr([m["quick"]["quality_fd"] for m in ok], [m["standard"]["quality_fd"] for m in ok]).statistic \
+        if len(ok) >= 3 else None
+    return {
+        "run": f"{best['system']}-seed{best['seed']}", "reference_standard": ref_std, "members": members,
+        "fastest_within_5pct_fd": fastest,
+        "latency_ratio": None if not fastest else ref_std["latency_ms"] / fastest["standard"]["latency_ms"],
+        "goal_latency_ratio": ">= 2",
+        "any_dominates_reference": any(all(m["standard"][n] < ref_std[n] for n in OBJECTIVES) for m in ok),
+        "spearman_quick_vs_standard_fd": None if rho is None else float(rho),
+    }
+
+
+def print_table(doc: dict[str, Any]) -> None:
+    print(f"\nreference point (2x the reference UNet): {dict(zip(OBJECTIVES, doc['reference_point']))}")
+    print(f"{'system':8} {'seeds':>6} {'final HV median':>16} {'range':>17} {'evals':>12} {'beat ref':>9}")
+    for s, v in doc["systems"].items():
+        print(f"{s:8} {len(v['seeds']):>6} {v['final_hv_median']:>16.4f} "
+              f"{min(v['final_hv']):>8.4f}-{max(v['final_hv']):<8.4f} "
+              f"{int(np.median(v['evaluations'])):>12} {int(np.median(v['dominate_reference'])):>9}")
+    if doc["headline"]:
+        print(f"headline: {doc['headline']}")
+    if doc["multi_fidelity_saving"]:
+        print(f"multi-fidelity saving: {doc['multi_fidelity_saving']}")
+    if doc.get("discovery"):
+        d = doc["discovery"]
+        print(f"discovery ({d['run']}): latency ratio {d['latency_ratio']}, any dominates reference: "
+              f"{d['any_dominates_reference']}, Spearman quick vs standard FD {d['spearman_quick_vs_standard_fd']}")
+
+
+def plot(doc: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for s, v in doc["systems"].items():
+        (line,) = a.plot(doc["t_grid"], v["t_curve_median"], label=f"{s} (n={len(v['seeds'])})")
+        a.fill_between(doc["t_grid"], v["t_curve_min"], v["t_curve_max"], alpha=0.2, color=line.get_color())
+        b.plot(doc["s_grid"], v["s_curve_median"], label=s, color=line.get_color())
+    a.set_xlabel("wall-clock (s)")
+    b.set_xlabel("training steps spent")
+    for ax in (a, b):
+        ax.set_ylabel("hypervolume (normalised; ref = 2x reference UNet)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("Search quality on digits: median and range over seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma list of {', '.join(SYSTEMS)}")
+    ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--budget-s", type=float, default=600.0, help="wall-clock budget per run (>= 600 for results)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or mps")
+    ap.add_argument("--fidelity", default="quick")
+    ap.add_argument("--fd-samples", type=int, default=None)
+    ap.add_argument("--pop", type=int, default=24)
+    ap.add_argument("--mode", default="generational", choices=("generational", "async"))
+    ap.add_argument("--out-dir", default="benchmarks/results/search_quality")
+    ap.add_argument("--force", action="store_true", help="rerun finished (system, seed) runs")
+    ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--discovery", action="store_true", help="retrain the best run's front at standard")
+    args = ap.parse_args()
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = sorted(set(systems) - set(SYSTEMS))
+    if unknown:
+        sys.exit(f"unknown system(s) {unknown}; choose from {', '.join(SYSTEMS)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    out_dir = Path(args.out_dir)
+    reference(args, out_dir)
+    if not args.report_only:
+        for seed in seeds:
+            for system in systems:
+                run_one(system, seed, args, out_dir)
+    report(args, out_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""A diffusion candidate trained into a servable model, for the model registry.
+
+:func:`train_model` trains a genome at a fidelity (``full`` by default) on the problem's
+dataset and seed, or reuses weights trained before for the same genome, fidelity,
+dataset and seed. MLflow logs the result as "model from code": ``pyfunc_model.py`` beside
+this module, which samples images, plus the genome JSON, the weights (a ``state_dict``,
+read back with ``weights_only=True``) and their metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from evodiff_ray.diffusion.fidelity import Fidelity, get_fidelity
+from evodiff_ray.genome import Genome
+from evodiff_ray.problems.base import TrainedModel
+from evodiff_ray.problems.diffusion.settings import DiffusionSettings
+
+#: the model-from-code file MLflow loads (never imported by the package itself)
+PYFUNC_MODEL = Path(__file__).with_name("pyfunc_model.py")
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """What decides trained weights besides the genome; its key names the weights file."""
+
+    fidelity: Fidelity
+    dataset_digest: str
+    seed: int
+
+    def key_dict(self) -> dict[str, Any]:
+        return {"purpose": "promote", "fidelity": self.fidelity.to_dict(), "dataset": self.dataset_digest,
+                "seed": self.seed}
+
+
+def train_model(genome: Genome, settings: DiffusionSettings, *, models_dir: str | Path,
+                fidelity: str | Fidelity = "full", progress: Callable[[str], None] | None = None) -> TrainedModel:
+    """Train ``genome`` at ``fidelity``, or reuse weights trained before, as a loggable model.
+
+    Args:
+        genome: the architecture.
+        settings: the search's settings (dataset, resolution and seed are used).
+        models_dir: where trained models are kept, one folder per key
+            (``<key>/weights.pt``, ``meta.json``, ``genome.json``: the artifacts' names).
+        fidelity: the training budget.
+        progress: one-line progress messages (None: silent).
+
+    Returns:
+        The :class:`~evodiff_ray.problems.base.TrainedModel`; its ``meta`` holds resolution,
+        channels, dataset digest, fidelity, final loss and training seconds.
+    """
+    import torch
+
+    from evodiff_ray.core.key import evaluation_key
+    from evodiff_ray.data import load_dataset
+    from evodiff_ray.denoiser import build_denoiser
+    from evodiff_ray.diffusion.schedule import linear_schedule
+    from evodiff_ray.diffusion.train import train
+
+    progress = progress or (lambda message: None)
+    models_dir = Path(models_dir)
+    fid = get_fidelity(fidelity)
+    ds = load_dataset(settings.dataset, resolution=settings.resolution)
+    key = evaluation_key(genome.key(), TrainingSettings(fid, ds.digest, settings.seed))
+    folder = models_dir / key
+    weights, meta_path, genome_path = folder / "weights.pt", folder / "meta.json", folder / "genome.json"
+    if weights.exists() and meta_path.exists():
+        progress(f"reusing weights trained at {fid.name} fidelity: {weights}")
+        meta = json.loads(meta_path.read_text())
+    else:
+        torch.manual_seed(settings.seed)
+        net = build_denoiser(genome, in_channels=ds.channels)
+        progress(f"training {genome.key()[:12]} at {fid.name} fidelity ({fid.train_steps} steps)")
+        result = train(net, ds.train, linear_schedule(), fid, settings.seed)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = weights.with_suffix(".tmp")
+        torch.save(result.model.state_dict(), tmp)
+        tmp.replace(weights)
+        meta = {"resolution": ds.resolution, "channels": ds.channels, "dataset_digest": ds.digest,
+                "fidelity": fid.to_dict(), "final_loss": result.final_loss, "train_seconds": result.seconds}
+        meta_path.write_text(json.dumps(meta))
+    genome_path.write_text(json.dumps(genome.to_dict(), indent=1))
+    return TrainedModel(
+        python_model=str(PYFUNC_MODEL),
+        artifacts={"genome": str(genome_path), "weights": str(weights), "meta": str(meta_path)},
+        pip_requirements=("evodiff-ray", f"torch=={torch.__version__.split('+')[0]}", "mlflow"),
+        meta=meta,
+    )
