@@ -136,6 +136,10 @@ class CachedEvaluator(Evaluator):
         """The wrapped evaluator's metrics tracker (the cache adds none of its own)."""
         return self.inner.metrics_tracker()
 
+    def worker_facts(self):
+        """The wrapped evaluator's workers' hardware facts."""
+        return self.inner.worker_facts()
+
     def close(self) -> None:
         self.release()
         self.inner.close()

@@ -86,6 +86,12 @@ class Evaluator(ABC):
     def close(self) -> None:
         """Release workers. The evaluator is not used afterwards."""
 
+    def worker_facts(self) -> dict[str, Any] | None:
+        """Facts of the hardware the workers measure on (device class, processor), as their
+        problem reports them (:meth:`~evodiff_ray.problems.base.SearchProblem.worker_facts`);
+        None when evaluation runs in this process. Wrappers pass on what they wrap."""
+        return None
+
     def release(self) -> None:
         """Let go of what this evaluator holds for one search while leaving what it wraps open
         (a wrapper around a caller's evaluator: claims, threads); nothing by default."""

@@ -26,6 +26,7 @@ module never changes the authentication mode.
 from __future__ import annotations
 
 import logging
+import json
 import math
 import os
 import platform
@@ -163,7 +164,8 @@ class EvalActor:
         """Where the actor runs and what its problem reports; answering at all means ``setup()`` is done."""
         return {"pid": os.getpid(), "node": platform.node(),
                 "objective_names": list(self.problem.objective_names),
-                "constraint_names": list(self.problem.constraint_names)}
+                "constraint_names": list(self.problem.constraint_names),
+                "worker_facts": self.problem.worker_facts()}
 
     def evaluate(self, items: list[tuple[int, Any, int | None]]) -> dict[str, Any]:
         """Evaluate ``(ordinal, x_json, rung)`` items; Fitness records come back as JSON dicts."""
@@ -427,6 +429,21 @@ class EvaluatorPool(Evaluator):
         self.objective_names = reported
         if self.constraint_names is None:
             self.constraint_names = tuple(info.get("constraint_names") or ())
+
+    def worker_facts(self) -> dict[str, Any]:
+        """What the actors' problem reports of the hardware it measures on (the same for all).
+
+        Raises:
+            UsageError: the actors measure on different hardware; a search must measure
+                on one kind of node, or its latency and memory would mix machines.
+        """
+        facts = [s.info.get("worker_facts") or {} for s in self._slots]
+        kinds = {json.dumps(f, sort_keys=True) for f in facts}
+        if len(kinds) > 1:
+            raise UsageError(
+                f"the evaluator actors measure on different hardware ({'; '.join(sorted(kinds))}); pin them to "
+                "one kind of node with --target or actor.resources / actor.label_selector")
+        return dict(facts[0]) if facts else {}
 
     def _infeasible(self, reason: str, *, transient: bool) -> Fitness:
         return Fitness.infeasible(self.objective_names, reason, self.constraint_names, transient=transient)

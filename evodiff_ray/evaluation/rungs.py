@@ -174,6 +174,9 @@ class SuccessiveHalving(Evaluator):
     def metrics_tracker(self):
         return self.inner.metrics_tracker()
 
+    def worker_facts(self):
+        return self.inner.worker_facts()
+
     # -- the rung machine ----------------------------------------------------------
     def _on_result(self, o: Outcome) -> None:
         c = self._open[o.task.ordinal]

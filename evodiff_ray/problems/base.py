@@ -180,6 +180,16 @@ class SearchProblem(ABC):
     def setup(self) -> None:
         """Load warm state (called once per evaluator actor before the first evaluation)."""
 
+    def worker_facts(self) -> dict[str, Any]:
+        """Facts of this process's hardware that change measured values and so join the key
+        (e.g. device class and processor). An evaluator actor reports them, and the search
+        keys results by the actors' facts, never the driver's. None by default."""
+        return {}
+
+    def adopt_worker_facts(self, facts: dict[str, Any]) -> None:
+        """Key results by ``facts`` (from :meth:`worker_facts` in the evaluating processes)
+        instead of this process's; nothing by default."""
+
     def rung_count(self) -> int:
         """Training rungs for multi-fidelity search (0: candidates are evaluated in one go).
 

@@ -183,6 +183,9 @@ def _run(config, problem, resume, checkpoint, evaluator, wrap_evaluator, front_s
     metrics = evaluator.metrics_tracker()
     if metrics is not None:
         trackers.append(metrics)
+    facts = evaluator.worker_facts()
+    if facts:   # key by where results are measured, never by the driver's hardware
+        problem.adopt_worker_facts(facts)
     inner = evaluator
     if wrap_evaluator is not None:
         evaluator = wrap_evaluator(evaluator)

@@ -36,6 +36,13 @@ class Services:
     settings: EvaluationSettings | None = None   # the problem's evaluation settings, computed once
     notes: list[str] = field(default_factory=list)
     closers: list[Callable[[], None]] = field(default_factory=list)
+    problem: object | None = None
+
+    def refresh_settings(self) -> EvaluationSettings | None:
+        """The problem's settings now (after it adopted its actors' hardware facts)."""
+        if self.problem is not None:
+            self.settings = self.problem.evaluation_settings()
+        return self.settings
 
     def close(self) -> None:
         """Close the service clients (before an embedded server is stopped)."""
@@ -59,7 +66,8 @@ def search_services(config, problem) -> Iterator[Services]:
         UsageError: redis-server is needed and not installed (the message names
             ``--no-cache``).
     """
-    services = Services(front_store=FileFrontStore(config.runs_dir), settings=problem.evaluation_settings())
+    services = Services(front_store=FileFrontStore(config.runs_dir), settings=problem.evaluation_settings(),
+                        problem=problem)
     server = None
     try:
         if not config.no_cache:
@@ -99,7 +107,8 @@ def _attach_cache(services: Services, url: str, config) -> None:
         log.warning("Redis at %s is unreachable (%s); starting uncached and retrying", redact(url),
                     type(e).__name__)
     services.redis_url, services.cache = url, cache
-    services.wrap_evaluator = lambda inner: CachedEvaluator(inner, cache, services.settings)
+    # the settings as of wrapping: by then the problem has adopted its actors' hardware facts
+    services.wrap_evaluator = lambda inner: CachedEvaluator(inner, cache, services.refresh_settings())
     store = RedisFrontStore(url, inner=services.front_store)
     services.front_store = store
     services.closers += [cache.close, store.client.close]

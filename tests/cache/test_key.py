@@ -133,3 +133,16 @@ def test_key_changes_with_candidate_and_code_version(monkeypatch):
     before = cache_key("a" * 64, settings)
     monkeypatch.setattr("evodiff_ray.core.key.EVALUATION_CODE_VERSION", 999)
     assert cache_key("a" * 64, settings) != before
+
+
+def test_a_mac_workers_facts_replace_the_drivers_in_the_key():
+    p = DiffusionProblem(fidelity="smoke")
+    here = p.worker_facts()
+    assert here == {"device_class": "cpu", "processor": processor_name(select_device("cpu"))}
+    driver_key = cache_key(baseline_genome().key(), p.evaluation_settings())
+    p.adopt_worker_facts({"device_class": "mps", "processor": "Apple M2 Max"})
+    s = p.evaluation_settings()
+    assert (s.device_class, s.processor) == ("mps", "Apple M2 Max")
+    assert cache_key(baseline_genome().key(), s) != driver_key
+    p.adopt_worker_facts(here)
+    assert cache_key(baseline_genome().key(), p.evaluation_settings()) == driver_key

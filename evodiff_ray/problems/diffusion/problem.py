@@ -198,6 +198,18 @@ class DiffusionProblem(SearchProblem):
             self._resolved = self.settings.resolved(digest)
         return self._resolved
 
+    def worker_facts(self) -> dict[str, Any]:
+        """The device class and processor this process measures on (they join the key)."""
+        s = self.evaluation_settings()
+        return {"device_class": s.device_class, "processor": s.processor}
+
+    def adopt_worker_facts(self, facts: dict[str, Any]) -> None:
+        """Key by the measuring actors' device class and processor, not this process's."""
+        import dataclasses
+
+        known = {k: v for k, v in facts.items() if k in ("device_class", "processor")}
+        self._resolved = dataclasses.replace(self.evaluation_settings(), **known)
+
     def baseline(self) -> Genome:
         """The shipped hand-designed reference UNet."""
         return baseline_genome()

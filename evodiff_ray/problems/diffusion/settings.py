@@ -124,7 +124,8 @@ class DiffusionSettings:
     def resolved(self, dataset_digest: str | None = None) -> "DiffusionSettings":
         """A copy with the machine's and the data's facts filled in (see the module docstring).
 
-        They are read in this process: the driver's, until the measuring actors stamp their own.
+        They are read in this process. On Ray the search then takes the device class and
+        processor the measuring actors report (:meth:`DiffusionProblem.adopt_worker_facts`).
 
         Args:
             dataset_digest: the digest when the caller has the dataset loaded already
