@@ -167,6 +167,14 @@ class SearchConfig:
     fidelity: str | None = option(
         None, help="training budget level, for problems that take it (diffusion: quick, standard, full)",
         to_problem=True, problem_only=True, group="search")
+    rungs: str | None = option(
+        None, help="multi-fidelity: training rungs as multiples of the fidelity's steps, e.g. 0.25,1,4 "
+                   "(latency and memory are probed first; the top 1/eta of each rung continue from "
+                   "stored weights), for problems that train",
+        metavar="R1,R2,...", to_problem=True, problem_only=True, group="search")
+    eta: float = option(
+        3.0, help="multi-fidelity: the top 1/eta of each rung go on to the next", check="positive",
+        group="search")
     checkpoint_interval_s: float = option(
         1.0, help="async mode: least seconds between checkpoint fsyncs and front publishes",
         flag="--checkpoint-interval",
@@ -346,6 +354,10 @@ def finalize(config: SearchConfig) -> SearchConfig:
         raise UsageError(unknown_strategy_message(config.strategy))
     if not config.budgets():
         config.generations = DEFAULT_GENERATIONS
+    if config.eta <= 1:
+        raise UsageError(f"eta must be > 1 (the top 1/eta of a rung go on), got {config.eta:g}")
+    if config.rungs is not None:
+        config.rungs = _rungs(config.rungs)
     if not config.runs_dir:
         raise UsageError("runs_dir must not be empty")
     _check_services(config)
@@ -445,6 +457,20 @@ def _takers(name: str) -> str:
         except UsageError:   # a registered problem whose module is not installed here
             continue
     return f" (it applies to: {', '.join(takers)})" if takers else ""
+
+
+def _rungs(text: str) -> str:
+    """``rungs`` checked: positive, finite, increasing numbers, comma-separated (normalised)."""
+    parts = [p for p in text.replace(" ", "").split(",") if p]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if (not values or any(not (0 < v < math.inf) for v in values)
+            or any(b <= a for a, b in zip(values, values[1:]))):
+        raise UsageError(f"rungs must be positive, increasing multiples of the fidelity's steps, e.g. "
+                         f"--rungs 0.25,1,4; got {text!r}")
+    return ",".join(f"{v:g}" for v in values)
 
 
 def new_search_id(problem: str) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from evodiff_ray.cache.claims import ClaimBook, Lookup
 from evodiff_ray.cache.connection import BACKLOG_LIMIT, ResilientConnection
@@ -55,14 +55,19 @@ class CachedEvaluator(Evaluator):
             :func:`evodiff_ray.core.key.cache_key`).
         max_wait_delay_s: longest pause between checks on another search's claim.
         reconnect_max_s: longest pause between reconnection attempts while Redis is down.
+        rung_settings: for multi-fidelity tasks (``Task.rung`` set), the settings a rung's
+            result depends on (``SearchProblem.rung_settings``); None: ``settings`` for all.
     """
 
     def __init__(self, inner: Evaluator, cache: FitnessCache, settings: EvaluationSettings,
-                 max_wait_delay_s: float = 2.0, reconnect_max_s: float = 30.0):
+                 max_wait_delay_s: float = 2.0, reconnect_max_s: float = 30.0,
+                 rung_settings: Callable[[int], EvaluationSettings] | None = None):
         self.inner = inner
         self.cache = cache
         self.settings = settings
-        self._rkey = cache_key_function(settings)
+        self._plain_key = cache_key_function(settings)
+        self._rung_settings = rung_settings
+        self._rung_keys: dict[int, Callable[[str], str]] = {}
         self.claims = ClaimBook(cache, self._rkey, max_wait_delay_s)
         self.connection = ResilientConnection(cache, reconnect_max_s, on_down=self._on_down)
         self.renewer = LeaseRenewer(lambda keys: self.connection.safely(lambda: cache.renew(keys)),
@@ -70,6 +75,15 @@ class CachedEvaluator(Evaluator):
         self._ready: list[Outcome] = []
         self._uncached: set[int] = set()               # ordinals sent to inner while Redis was down
         self.stats_ = _Stats()
+
+    def _rkey(self, task: Task) -> str:
+        """The fitness key of a task: its rung's settings when it has a rung."""
+        if task.rung is None or self._rung_settings is None:
+            return self._plain_key(task.cache_key)
+        fn = self._rung_keys.get(task.rung)
+        if fn is None:
+            fn = self._rung_keys[task.rung] = cache_key_function(self._rung_settings(task.rung))
+        return fn(task.cache_key)
 
     # -- Evaluator interface -------------------------------------------------------
     @property
@@ -183,7 +197,7 @@ class CachedEvaluator(Evaluator):
                 self._uncached.discard(o.task.ordinal)
                 self.stats_.uncached += 1
                 # sent while Redis was down, but it may be back by now: store (or keep while down)
-                self.connection.store(self._rkey(o.task.cache_key), o.fitness)
+                self.connection.store(self._rkey(o.task), o.fitness)
                 out.append(o)
                 continue
             rkey, riders = self.claims.settle(o.task)

@@ -53,11 +53,11 @@ class ClaimBook:
 
     Args:
         cache: the Redis fitness cache.
-        rkey: candidate key -> fitness key (settings and code version joined in).
+        rkey: task -> fitness key (settings, rung and code version joined in).
         max_wait_delay_s: longest pause between checks on another search's claim.
     """
 
-    def __init__(self, cache: FitnessCache, rkey: Callable[[str], str], max_wait_delay_s: float = 2.0):
+    def __init__(self, cache: FitnessCache, rkey: Callable[[Task], str], max_wait_delay_s: float = 2.0):
         self.cache = cache
         self.rkey = rkey
         self.max_wait_delay_s = max_wait_delay_s
@@ -93,7 +93,7 @@ class ClaimBook:
         """Attach tasks for keys already in hand; the rest grouped by fitness key, to look up."""
         groups: dict[str, list[Task]] = {}
         for t in tasks:
-            rkey = self.rkey(t.cache_key)
+            rkey = self.rkey(t)
             if rkey in self._followers:          # already being evaluated by this search
                 self._followers[rkey].append(t)
             elif rkey in self._waiting:          # already waiting on another search

@@ -32,6 +32,10 @@ def format_front(front: dict[str, Any], fmt: str = "table") -> str:
     header = (f"search {front['search_id']} ({front['status']}): generation {front['generation']}, "
               f"{front['evaluations']} evaluations, {len(points)} points on the front")
     rows = [[p["key"][:12], p["generation"], *[f"{p['objectives'][n]:.6g}" for n in names]] for p in points]
+    if any(p.get("rung") is not None for p in points):   # multi-fidelity: say where quality was measured
+        return header + "\n" + format_table(
+            ["key", "gen", *names, "rung", "steps"],
+            [[*row, p.get("rung"), p.get("train_steps")] for row, p in zip(rows, points)])
     return header + "\n" + format_table(["key", "gen", *names], rows)
 
 

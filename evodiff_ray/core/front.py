@@ -90,9 +90,12 @@ def front_json(
 
     ``{"search_id", "status": "running|finished", "generation", "evaluations", "cache":
     {"hits", "misses", "waited"}, "utilization", "objectives": [names], "points": [{"key",
-    "objectives": {name: value}, "genome", "generation", "parents": [keys], "measured_on":
-    {"node", "device", "chip", "predicted": [names]}}]}``. ``evaluations`` counts the
-    candidates whose fitness the search obtained; ``cache.misses`` those it evaluated.
+    "objectives": {name: value}, "genome", "generation", "parents": [keys], "rung",
+    "train_steps", "measured_on": {"node", "device", "chip", "predicted": [names]}}]}``.
+    ``evaluations`` counts the candidates whose fitness the search obtained;
+    ``cache.misses`` those it evaluated. ``rung`` and ``train_steps`` say at which
+    multi-fidelity rung and after how many training steps a point's quality was measured
+    (null for a single-fidelity search).
     """
     points = []
     for r in front_records:
@@ -104,6 +107,9 @@ def front_json(
             "genome": r["x"],
             "generation": r["generation"],
             "parents": list(r.get("parents", [])),
+            # at which multi-fidelity rung, after how many training steps, quality was measured
+            "rung": fit.get("extras", {}).get("rung"),
+            "train_steps": fit.get("extras", {}).get("train_steps"),
             "measured_on": {
                 "node": m.get("node"),
                 "device": m.get("device"),
@@ -124,7 +130,8 @@ def front_json(
 
 
 def front_csv(front: dict[str, Any]) -> str:
-    """The front's points as CSV: key, generation, one column per objective, node, device.
+    """The front's points as CSV: key, generation, one column per objective, rung, training
+    steps (multi-fidelity; empty otherwise), node, device.
 
     Which objectives were predicted is in the front JSON's ``measured_on``."""
     import csv
@@ -133,11 +140,11 @@ def front_csv(front: dict[str, Any]) -> str:
     names = front.get("objectives", [])
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["key", "generation", *names, "node", "device"])
+    w.writerow(["key", "generation", *names, "rung", "train_steps", "node", "device"])
     for p in front.get("points", []):
         m = p.get("measured_on") or {}
         w.writerow([p["key"], p.get("generation", ""), *[repr(p["objectives"].get(n)) for n in names],
-                    m.get("node"), m.get("device")])
+                    _blank(p.get("rung")), _blank(p.get("train_steps")), m.get("node"), m.get("device")])
     return buf.getvalue()
 
 
@@ -207,3 +214,7 @@ def validate_front(data: Any) -> dict[str, Any]:
 
 def _num(v: Any) -> float:
     return float(v)  # Fitness.to_dict writes non-finite values as "inf"/"nan", which float() reads
+
+
+def _blank(v: Any) -> Any:
+    return "" if v is None else v

@@ -181,7 +181,8 @@ class SuccessiveHalving(Evaluator):
     def _on_result(self, o: Outcome) -> None:
         c = self._open[o.task.ordinal]
         fit = o.fitness
-        c.steps_spent += float(fit.extras.get("train_steps_spent", 0) or 0)
+        if o.source == "evaluated":   # a cache hit or another search's evaluation cost this search nothing
+            c.steps_spent += float(fit.extras.get("train_steps_spent", 0) or 0)
         if c.rung == PROBE:
             self.counters.probed += 1
             c.probe = fit

@@ -199,6 +199,12 @@ class SearchProblem(ABC):
         """
         return 0
 
+    def rung_settings(self, rung: int):
+        """The settings a multi-fidelity step's result depends on (its cache key): by default
+        all of :meth:`evaluation_settings`. A problem whose trained quality does not depend
+        on the device narrows a training rung to that part, so other hardware reuses it."""
+        return self.evaluation_settings()
+
     def evaluate_rung(self, x, rung: int) -> Fitness:
         """Evaluate ``x`` at one multi-fidelity step: ``-1`` probes the objectives that need no
         training; ``0, 1, ...`` train to that rung (continuing from a stored lower rung) and

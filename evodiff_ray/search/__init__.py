@@ -189,6 +189,10 @@ def _run(config, problem, resume, checkpoint, evaluator, wrap_evaluator, front_s
     inner = evaluator
     if wrap_evaluator is not None:
         evaluator = wrap_evaluator(evaluator)
+    if problem.rung_count() > 0:   # multi-fidelity: probe, then successive halving on quality
+        from evodiff_ray.evaluation.rungs import SuccessiveHalving
+
+        evaluator = SuccessiveHalving(evaluator, problem.rung_count(), problem.objective_names, eta=config.eta)
     try:
         n_offsprings = offspring_per_ask(config, evaluator)
         ledger = Ledger(problem, _strategy(config, problem, n_offsprings))

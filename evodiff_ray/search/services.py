@@ -108,7 +108,8 @@ def _attach_cache(services: Services, url: str, config) -> None:
                     type(e).__name__)
     services.redis_url, services.cache = url, cache
     # the settings as of wrapping: by then the problem has adopted its actors' hardware facts
-    services.wrap_evaluator = lambda inner: CachedEvaluator(inner, cache, services.refresh_settings())
+    services.wrap_evaluator = lambda inner: CachedEvaluator(inner, cache, services.refresh_settings(),
+                                                            rung_settings=services.problem.rung_settings)
     store = RedisFrontStore(url, inner=services.front_store)
     services.front_store = store
     services.closers += [cache.close, store.client.close]

@@ -16,12 +16,16 @@ def _rkey(key: str) -> str:
     return f"evodiff:fit:v1:{key}"
 
 
+def _task_rkey(task) -> str:
+    return _rkey(task.cache_key)
+
+
 def test_hits_claims_waits_riders_and_takeover(redis_server):
     cache = FitnessCache(redis_server.url, owner="me")
     cache.put(_rkey("stored"), Fitness({"f1": 1.0}))
     other = FitnessCache(redis_server.url, owner="other")
     other.claim_many([_rkey("foreign")])
-    book = ClaimBook(cache, _rkey, max_wait_delay_s=0.1)
+    book = ClaimBook(cache, _task_rkey, max_wait_delay_s=0.1)
 
     tasks = [Task(0, "stored", 0), Task(1, "new", 1), Task(2, "new", 1), Task(3, "foreign", 3)]
     groups = book.route(tasks)
@@ -49,7 +53,7 @@ def test_hits_claims_waits_riders_and_takeover(redis_server):
 
 def test_abandon_waiting_hands_the_tasks_back(redis_server):
     FitnessCache(redis_server.url, owner="other").claim_many([_rkey("x")])
-    book = ClaimBook(FitnessCache(redis_server.url), _rkey)
+    book = ClaimBook(FitnessCache(redis_server.url), _task_rkey)
     book.lookup(book.route([Task(0, "x", 0), Task(1, "x", 0)]))
     assert book.waiting == 2 and book.next_check is not None
     assert [t.ordinal for t in book.abandon_waiting()] == [0, 1]

@@ -28,7 +28,7 @@ def test_search_prints_progress_front_and_location(runs_dir, capsys):
     assert front["status"] == "finished" and front["evaluations"] == 24
     assert main(["front", "--runs-dir", str(runs_dir), "--format", "csv"]) == 0  # no id: most recent
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "key,generation,f1,f2,node,device" and len(lines) == 1 + len(front["points"])
+    assert lines[0] == "key,generation,f1,f2,rung,train_steps,node,device" and len(lines) == 1 + len(front["points"])
 
 
 @pytest.mark.redis

@@ -144,10 +144,98 @@ class DiffusionBench:
         fid = self.settings.fidelity if fidelity is None else get_fidelity(fidelity)
         seed = self.settings.seed if seed is None else int(seed)
         limit = self.settings.time_limit_s if time_limit_s is None else time_limit_s
+        extras: dict[str, Any] = {"fidelity": fid.name, "seed": seed, "sampler_steps": genome.parameters["sampler_steps"],
+                                  "train_steps": fid.train_steps, "train_steps_spent": fid.train_steps}
+
+        def run(state, check):
+            net = self._build(genome, seed, state, check, extras)
+            state["stage"] = "train"
+            self.progress(f"training {genome.key()[:12]} ({extras['params']:,} params) at {fid.name}: "
+                          f"{fid.train_steps} steps")
+            result = train(net, self.dataset.train, self.schedule, fid, seed, on_step=check)
+            extras["train_loss"] = result.final_loss
+            extras["train_seconds"] = result.seconds
+            fd = self._quality(result.model, genome, seed, state, check, extras)
+            return {"quality_fd": fd, **self._device_objectives(result.model, genome, seed, state, check, extras)}
+
+        return self._guarded(run, limit, extras)
+
+    def probe(self, genome: Genome) -> Fitness:
+        """Latency and memory of ``genome``'s network, untrained (they do not depend on the
+        weights): the first, cheap step of multi-fidelity. ``quality_fd`` is ``inf``."""
+        seed = self.settings.seed
+        extras: dict[str, Any] = {"rung": -1, "train_steps": 0, "train_steps_spent": 0,
+                                  "sampler_steps": genome.parameters["sampler_steps"]}
+
+        def run(state, check):
+            net = self._build(genome, seed, state, check, extras).eval()
+            return {"quality_fd": float("inf"), **self._device_objectives(net, genome, seed, state, check, extras)}
+
+        return self._guarded(run, self.settings.time_limit_s, extras)
+
+    def train_rung(self, genome: Genome, rung: int, *, store, trunk_key: str) -> Fitness:
+        """Train ``genome`` to multi-fidelity rung ``rung`` and measure its quality.
+
+        Training continues from the highest lower rung in ``store`` (weights, EMA, Adam
+        moments, data order, generators), or starts fresh; the trunk at this rung is stored
+        for the next; the rung's decay branch is measured and thrown away. For the same
+        seeds, the result equals training straight through (:mod:`evodiff_ray.diffusion.wsd`).
+
+        Args:
+            genome: the architecture.
+            rung: index into the settings' rungs.
+            store: a :class:`~evodiff_ray.diffusion.trunk_store.TrunkStore`.
+            trunk_key: the genome's key under the settings' quality part.
+
+        Returns:
+            A Fitness whose ``quality_fd`` is measured and whose latency and memory are
+            ``inf`` (the probe has them); ``extras`` name the rung, ``train_steps`` behind
+            the measurement and ``train_steps_spent`` by this call.
+        """
+        from evodiff_ray.diffusion import wsd
+
+        recipe = self.settings.rung_recipe
+        if recipe is None:
+            raise ValueError("train_rung needs settings with rungs")
+        seed = self.settings.seed
+        extras: dict[str, Any] = {"rung": rung, "train_steps": recipe.budget(rung),
+                                  "sampler_steps": genome.parameters["sampler_steps"]}
+
+        def run(state, check):
+            net = self._build(genome, seed, state, check, extras)
+            state["stage"] = "train"
+            found = store.latest(trunk_key, rung + 1)
+            trunk = None
+            if found is not None:
+                try:
+                    trunk = wsd.state_from_bytes(found[1], net, recipe.fidelity)
+                except ValueError as e:   # a damaged or foreign file: train from scratch
+                    self.progress(f"trunk of {genome.key()[:12]} unusable ({e}); training from scratch")
+            if trunk is None:
+                trunk = wsd.start(net, self.dataset.train.shape[0], recipe.fidelity, seed)
+            start_step, before = trunk.step, trunk.seconds
+            self.progress(f"training {genome.key()[:12]} ({extras['params']:,} params) to rung {rung}: "
+                          f"steps {start_step} -> {recipe.trunk_steps(rung)} + {recipe.decay_steps(rung)} decay")
+            wsd.advance(trunk, self.dataset.train, self.schedule, recipe, recipe.trunk_steps(rung), on_step=check)
+            if found is None or found[0] < rung:
+                store.put(trunk_key, rung, wsd.state_bytes(trunk))
+            model = wsd.branch(trunk, self.dataset.train, self.schedule, recipe, rung, on_step=check)
+            extras["train_steps_spent"] = recipe.trunk_steps(rung) - start_step + recipe.decay_steps(rung)
+            extras["continued_from_step"] = start_step
+            extras["train_loss"] = sum(trunk.tail_losses) / max(1, len(trunk.tail_losses))
+            extras["train_seconds"] = trunk.seconds - before
+            fd = self._quality(model, genome, seed, state, check, extras)
+            return {"quality_fd": fd, "latency_ms": float("inf"), "memory_mb": float("inf")}
+
+        return self._guarded(run, self.settings.time_limit_s, extras)
+
+    # -- the stages ----------------------------------------------------------------
+    def _guarded(self, run, limit: float | None, extras: dict[str, Any]) -> Fitness:
+        """Run ``run(state, check)`` under the time limit and the fault hook; any failure of
+        the candidate becomes an infeasible Fitness with its reason."""
         t0 = time.perf_counter()
         deadline = None if limit is None else t0 + float(limit)
         state = {"stage": "build"}
-        extras: dict[str, Any] = {"fidelity": fid.name, "seed": seed, "sampler_steps": genome.parameters["sampler_steps"]}
 
         def check(_step: int = 0) -> None:
             if deadline is not None and time.perf_counter() > deadline:
@@ -156,7 +244,7 @@ class DiffusionBench:
                 self.fault_hook(state["stage"])
 
         try:
-            objectives = self._run(genome, fid, seed, state, check, extras)
+            objectives = run(state, check)
         except Exception as e:  # noqa: BLE001 - every candidate failure becomes a reason
             self._release()
             reason = _reason(e, state["stage"], limit, self.device)
@@ -170,35 +258,31 @@ class DiffusionBench:
                 measured_on=self.measured_on(), extras=extras, seconds=time.perf_counter() - t0,
                 transient=transient,
             )
-        return Fitness(
-            objectives=objectives,
-            measured_on=self.measured_on(),
-            extras=extras,
-            seconds=time.perf_counter() - t0,
-        )
+        extras.update(fd_samples=self.fd_samples, dataset=self.dataset.digest)
+        return Fitness(objectives=objectives, measured_on=self.measured_on(), extras=extras,
+                       seconds=time.perf_counter() - t0)
 
-    def _run(self, genome: Genome, fid: Fidelity, seed: int, state: dict, check, extras: dict) -> dict[str, float]:
-        ds, dev = self.dataset, self.device
+    def _build(self, genome: Genome, seed: int, state: dict, check, extras: dict):
+        """The network for ``genome``, initialised from ``seed``, on the device."""
+        ds = self.dataset
         if not ds.suits_levels(genome.levels):
             raise _Unsuitable(
                 f"resolution {ds.resolution} does not suit {genome.levels} levels "
                 f"(needs a multiple of {2 ** (genome.levels - 1)})"
             )
-        marks = {"start": time.perf_counter()}
+        state["stage"] = "build"
         check()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            net = build_denoiser(genome, ds.channels).to(dev)
+            net = build_denoiser(genome, ds.channels).to(self.device)
         extras["params"] = sum(p.numel() for p in net.parameters())
+        return net
 
-        state["stage"] = "train"
-        self.progress(f"training {genome.key()[:12]} ({extras['params']:,} params) at {fid.name}: {fid.train_steps} steps")
-        result = train(net, ds.train, self.schedule, fid, seed, on_step=check)
-        model = result.model
-        extras["train_loss"] = result.final_loss
+    def _quality(self, model, genome: Genome, seed: int, state: dict, check, extras: dict) -> float:
+        """Held-out loss and ``quality_fd`` of a trained model (fixed sampling noise)."""
+        ds, dev = self.dataset, self.device
+        t0 = time.perf_counter()
         extras["heldout_loss"] = heldout_loss(model, ds.heldout, self.schedule, seed + 2)
-        marks["train"] = time.perf_counter()
-
         state["stage"] = "sample"
         steps = genome.parameters["sampler_steps"]
         shape = (self.fd_samples, ds.channels, ds.resolution, ds.resolution)
@@ -210,11 +294,17 @@ class DiffusionBench:
         if not torch.isfinite(images).all():
             raise FloatingPointError("sampler produced non-finite images")
         fd = frechet_distance(feature_stats(self.feature_net, images), self.real_stats)
-        marks["sample"] = time.perf_counter()
+        extras["sample_seconds"] = time.perf_counter() - t0
+        return fd
 
+    def _device_objectives(self, model, genome: Genome, seed: int, state: dict, check,
+                           extras: dict) -> dict[str, float]:
+        """``latency_ms`` and ``memory_mb`` of full sampling at the latency batch."""
+        ds, dev = self.dataset, self.device
+        t0 = time.perf_counter()
+        steps = genome.parameters["sampler_steps"]
         batch = self.settings.latency_batch
-        bshape = (batch, ds.channels, ds.resolution, ds.resolution)
-        bnoise = sample_noise(bshape, seed + 4)
+        bnoise = sample_noise((batch, ds.channels, ds.resolution, ds.resolution), seed + 4)
 
         def sample_once() -> torch.Tensor:
             return ddim_sample(model, self.schedule, bnoise.to(dev), steps, on_step=check)
@@ -223,8 +313,6 @@ class DiffusionBench:
         lat = measure_latency(sample_once, dev, warmup=1, repeats=self.settings.latency_repeats)
         state["stage"] = "memory"
         mem = measure_peak_memory(sample_once, model, dev)
-        marks["measure"] = time.perf_counter()
-
         extras.update(
             latency_p90_ms=lat.p90_ms,
             latency_runs_ms=list(lat.runs_ms),
@@ -232,13 +320,9 @@ class DiffusionBench:
             memory_method=mem.method,
             model_mb=mem.model_mb,
             activation_mb=mem.activation_mb,
-            fd_samples=self.fd_samples,
-            dataset=ds.digest,
-            train_seconds=marks["train"] - marks["start"],
-            sample_seconds=marks["sample"] - marks["train"],
-            measure_seconds=marks["measure"] - marks["sample"],
+            measure_seconds=time.perf_counter() - t0,
         )
-        return {"quality_fd": fd, "latency_ms": lat.median_ms, "memory_mb": mem.peak_mb}
+        return {"latency_ms": lat.median_ms, "memory_mb": mem.peak_mb}
 
     def _release(self) -> None:
         if self.device.type == "cuda":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.resources
 import math
+from pathlib import Path
 from typing import Any
 
 from pymoo.core.problem import Problem
@@ -76,7 +77,10 @@ class DiffusionProblem(SearchProblem):
         predictor_calibration: a fitted correction for the chip's predictor: JSON data, or
             the path of a ``predictor_calibration.json`` a search on that device wrote.
         space: SearchSpace settings (a dict for ``SearchSpace.from_dict``); None: defaults.
-        cache_dir: feature-network cache (None: ``$EVODIFF_CACHE_DIR`` or ``~/.cache/evodiff-ray``).
+        cache_dir: feature-network cache (None: ``$EVODIFF_CACHE_DIR`` or ``~/.cache/evodiff-ray``);
+            multi-fidelity trunks are stored in its ``trunks/`` (a path every node mounts
+            on a cluster, so any actor can continue any candidate).
+        rungs: multi-fidelity rung factors, e.g. ``[0.25, 1, 4]`` (None: single fidelity).
     """
 
     name = "diffusion"
@@ -89,7 +93,7 @@ class DiffusionProblem(SearchProblem):
         "standard": {"pop_size": 24, "generations": 10, "fidelity": "quick"},
     }
     #: SearchConfig fields carried into this problem's options
-    config_options = ("fidelity", "target")
+    config_options = ("fidelity", "target", "rungs")
 
     def __init__(
         self,
@@ -110,6 +114,7 @@ class DiffusionProblem(SearchProblem):
         memory_fraction: float | None = _D.memory_fraction,
         memory_gb: int | None = _D.memory_gb,
         predictor_calibration: dict[str, Any] | str | None = _D.predictor_calibration,
+        rungs: list[float] | str | None = _D.rungs,
     ):
         from evodiff_ray.hardware.calibration import load_calibration
         from evodiff_ray.space import SearchSpace
@@ -124,6 +129,7 @@ class DiffusionProblem(SearchProblem):
             device=device, threads=threads, target=target, target_mode=target_mode,
             memory_fraction=memory_fraction, memory_gb=memory_gb,
             predictor_calibration=load_calibration(predictor_calibration), space=self.space.to_dict(),
+            rungs=rungs,
         )
         self.cache_dir = cache_dir
         self.constraint_names = tuple(self.space.constraint_names)
@@ -260,11 +266,51 @@ class DiffusionProblem(SearchProblem):
 
         return diversity([_genome_of(x) for x in xs])
 
+    def rung_count(self) -> int:
+        """Training rungs (0 without ``rungs``)."""
+        return 0 if self.settings.rungs is None else len(self.settings.rungs)
+
+    def rung_settings(self, rung: int):
+        """A probe is keyed by the device part of the settings, a trained rung by the quality part."""
+        return self.evaluation_settings().for_rung(rung)
+
+    def evaluate_rung(self, x, rung: int) -> Fitness:
+        """Probe latency and memory (``rung = -1``, no training), or train to ``rung`` from the
+        highest stored lower rung and measure quality (latency and memory are the probe's)."""
+        genome = _genome_of(x)
+        rejected = self._precheck(genome)
+        if rejected is not None:
+            return rejected
+        if rung < 0:
+            if self.settings.predicting:   # latency and memory are predicted below
+                fit = Fitness(objectives={"quality_fd": math.inf, "latency_ms": 0.0, "memory_mb": 0.0},
+                              extras={"rung": -1, "train_steps": 0, "train_steps_spent": 0})
+            else:
+                fit = self.evaluator.probe(genome)
+            return self._with_constraints(genome, fit)
+        if rung >= self.rung_count():
+            raise ValueError(f"rung {rung} is beyond the last rung ({self.rung_count() - 1})")
+        from evodiff_ray.core.key import evaluation_key
+        from evodiff_ray.diffusion.trunk_store import TrunkStore
+        from evodiff_ray.metrics.quality import cache_dir as default_cache_dir
+
+        trunk_key = evaluation_key(genome.key(), self.rung_settings(0))
+        store = TrunkStore(Path(self.cache_dir or default_cache_dir()) / "trunks")
+        return self.evaluator.train_rung(genome, rung, store=store, trunk_key=trunk_key)
+
     def evaluate(self, x) -> Fitness:
         """Train and measure; reject at once what the space's limits or the target's
         memory budget (as predicted) rule out; predict device objectives for a target
         chip no node has."""
         genome = _genome_of(x)
+        rejected = self._precheck(genome)
+        if rejected is not None:
+            return rejected
+        return self._with_constraints(genome, self.evaluator.evaluate(genome))
+
+    def _precheck(self, genome: Genome) -> Fitness | None:
+        """The rejection of a genome outside the space's limits or, as predicted, over the
+        target's memory budget (without training); None when it may be trained."""
         space_g = self.space.constraints(genome)
         over = [f"{n} {v:+.0%} over its limit" for n, v in space_g.items() if v > 0]
         if over:
@@ -280,7 +326,11 @@ class DiffusionProblem(SearchProblem):
                 g = dict(space_g)
                 g[CONSTRAINT_NAME] = memory_constraint(self.predictor.memory_mb(genome), self.budget_mb)
                 return self._rejected(genome, g, reason + "; not trained")
-        fit = self.evaluator.evaluate(genome)
+        return None
+
+    def _with_constraints(self, genome: Genome, fit: Fitness) -> Fitness:
+        """The target's memory budget (measured or predicted) and the space's constraint values."""
+        space_g = self.space.constraints(genome)
         if self.chip is not None:
             from evodiff_ray.hardware.retarget import apply_memory_budget, retarget_fitness
 

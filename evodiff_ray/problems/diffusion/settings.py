@@ -54,6 +54,10 @@ class DiffusionSettings:
         predictor_calibration: fitted correction of the chip's predictor (JSON data), or None.
         space: the resolved search space as JSON data (``SearchSpace.to_dict()``); its
             limits are constraint values.
+        rungs: multi-fidelity: each training rung's budget as a multiple of the fidelity's
+            steps, increasing (e.g. ``(0.25, 1, 4)``); candidates are then trained on a
+            warmup-stable-decay schedule and continued rung by rung from stored weights
+            (:mod:`evodiff_ray.diffusion.wsd`). None: one training run at the fidelity.
         dataset_digest: filled by :meth:`resolved`: sha256 of the loaded data.
         device_class: filled by :meth:`resolved`: ``cpu``, ``cuda`` or ``mps``.
         processor: filled by :meth:`resolved`: the CPU model, GPU name or Apple chip.
@@ -75,6 +79,7 @@ class DiffusionSettings:
     memory_gb: int | None = None
     predictor_calibration: dict[str, Any] | None = None
     space: dict[str, Any] | None = None
+    rungs: tuple[float, ...] | None = None
     dataset_digest: str | None = None
     device_class: str | None = None
     processor: str | None = None
@@ -95,6 +100,8 @@ class DiffusionSettings:
             raise UsageError(f"diffusion: time_limit_s must be a positive number or null, got {t!r}")
         if not isinstance(self.dataset, str) or not self.dataset:
             raise UsageError(f"diffusion: dataset must be 'digits' or a path, got {self.dataset!r}")
+        if self.rungs is not None:
+            set_(self, "rungs", check_rungs(self.rungs))
         if self.target_mode is None:
             set_(self, "target_mode", "measure")
         if self.target_mode not in TARGET_MODES:
@@ -177,4 +184,66 @@ class DiffusionSettings:
             "memory_gb": self.memory_gb if chip else None,
             "predictor_calibration": self.predictor_calibration if self.predicting else None,
             "space": self.space,
+            "rungs": None if self.rungs is None else list(self.rungs),
         }
+
+    @property
+    def rung_recipe(self):
+        """The :class:`~evodiff_ray.diffusion.wsd.Rungs` of a multi-fidelity search, or None."""
+        if self.rungs is None:
+            return None
+        from evodiff_ray.diffusion.wsd import Rungs
+
+        return Rungs(self.fidelity, factors=self.rungs)
+
+    def for_rung(self, rung: int) -> "RungSettings":
+        """The part of the settings a multi-fidelity step depends on (see :class:`RungSettings`)."""
+        return RungSettings(self, "device" if rung < 0 else "quality")
+
+
+#: what a probe of latency and memory depends on: the hardware and how it is measured
+DEVICE_PART = ("problem", "dataset", "schedule", "seed", "latency_batch", "latency_repeats", "time_limit_s",
+               "device_class", "processor", "threads", "target", "target_mode", "memory_fraction", "memory_gb",
+               "predictor_calibration", "space")
+#: what training and quality depend on: never the hardware that trains
+QUALITY_PART = ("problem", "fidelity", "rungs", "dataset", "schedule", "seed", "fd_samples", "time_limit_s", "space")
+
+
+@dataclass(frozen=True)
+class RungSettings:
+    """One part of :class:`DiffusionSettings` for multi-fidelity cache keys.
+
+    Quality (training, FD) does not depend on the device that trains, while latency and
+    memory do; so a probe (``device``) and a trained rung (``quality``) are cached under
+    keys that name only what they depend on. A search for a second chip, or on another
+    node class, reuses every trained rung and only probes again.
+    """
+
+    settings: DiffusionSettings
+    part: str
+
+    @property
+    def dataset_digest(self) -> str | None:
+        return self.settings.dataset_digest
+
+    def key_dict(self) -> dict[str, Any]:
+        full = self.settings.key_dict()
+        names = DEVICE_PART if self.part == "device" else QUALITY_PART
+        return {"part": self.part, **{n: full[n] for n in names}}
+
+
+def check_rungs(rungs: Any) -> tuple[float, ...]:
+    """Rung factors as a tuple of positive, increasing numbers.
+
+    Raises:
+        UsageError: naming the problem and an example that works.
+    """
+    if isinstance(rungs, str):
+        rungs = [r for r in rungs.replace(" ", "").split(",") if r]
+    try:
+        values = tuple(float(r) for r in rungs)
+    except (TypeError, ValueError):
+        raise UsageError(f"rungs must be numbers such as 0.25,1,4 (multiples of the fidelity's steps), got {rungs!r}") from None
+    if not values or any(not v > 0 or v == float("inf") for v in values) or any(b <= a for a, b in zip(values, values[1:])):
+        raise UsageError(f"rungs must be positive and increasing, e.g. 0.25,1,4; got {list(values)}")
+    return values
