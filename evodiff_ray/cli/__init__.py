@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "promote": ("evodiff_ray.cli.promote", "PromoteCommand", "train a front member at full fidelity and register it"),
     "compare": ("evodiff_ray.cli.compare", "CompareCommand", "compare searches: hypervolume, front size, bests"),
     "hardware": ("evodiff_ray.cli.hardware", "HardwareCommand", "list Apple Silicon chip profiles and detect this device"),
+    "serve": ("evodiff_ray.cli.serve", "ServeCommand", "serve a registered model's production version on Ray Serve"),
+    "deploy": ("evodiff_ray.cli.deploy", "DeployCommand", "canary a registered version beside production, or promote it"),
+    "rollback": ("evodiff_ray.cli.rollback", "RollbackCommand", "end a canary, or return to the previous production"),
+    "deployments": ("evodiff_ray.cli.deployments", "DeploymentsCommand", "list the deployment history of served models"),
 }
 
 

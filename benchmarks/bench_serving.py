@@ -1,0 +1,181 @@
+"""What does serving cost? ``POST /generate`` on Ray Serve against the registered pyfunc in-process.
+
+In one run, on this machine: a small registered version (a seeded, untrained denoiser of a
+small genome, logged with the real pyfunc) is
+  1. called in-process (``mlflow.pyfunc.load_model(...).predict``), one torch thread, from
+     1, 4 and 16 client threads;
+  2. served by ``evodiff-ray``'s stack (a local Ray, Serve's HTTP proxy on 127.0.0.1, the
+     gateway, one sampler replica with one torch thread, Redis metrics) and called over
+     HTTP from 1, 4 and 16 client threads.
+Throughput and client-side latency p50/p99 at each concurrency; the serving overhead is the
+p50 difference at concurrency 1. Goal: serving adds <= 10 ms at p50. Prints a table; writes
+JSON to benchmarks/results/serving.json.
+
+    python benchmarks/bench_serving.py [--requests 200] [--n 4] [--steps 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+CONCURRENCY = (1, 4, 16)
+GENOME = {"parameters": {"base_channels": 16, "channel_mults": [1, 2], "time_emb_dim": 32, "sampler_steps": 20,
+                         "norm_groups": 4},
+          "layers": [{"kind": "residual", "side": "down", "level": 0}, {"kind": "conv", "side": "mid", "level": 1},
+                     {"kind": "residual", "side": "up", "level": 0}],
+          "connections": [[0, 2]], "generation": 0, "parents": []}
+
+
+def register(tracking_uri: str, model: str, folder: Path, steps: int) -> str:
+    """Log and register a seeded, untrained version of GENOME with the real pyfunc."""
+    import mlflow
+    import torch
+
+    from evodiff_ray.denoiser import build_denoiser
+    from evodiff_ray.genome import Genome
+    from evodiff_ray.problems.diffusion.model import PYFUNC_MODEL
+
+    g = Genome.from_dict({**GENOME, "parameters": {**GENOME["parameters"], "sampler_steps": steps}})
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    torch.save(build_denoiser(g, in_channels=1).state_dict(), folder / "weights.pt")
+    (folder / "genome.json").write_text(json.dumps(g.to_dict()))
+    (folder / "meta.json").write_text(json.dumps({"resolution": 8, "channels": 1, "dataset_digest": "bench"}))
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_MODEL), pip_requirements=["evodiff-ray"],
+                                       artifacts={"genome": str(folder / "genome.json"),
+                                                  "weights": str(folder / "weights.pt"),
+                                                  "meta": str(folder / "meta.json")})
+    version = mlflow.register_model(info.model_uri, model).version
+    mlflow.MlflowClient(tracking_uri=tracking_uri).set_registered_model_alias(model, "production", version)
+    return str(version)
+
+
+def measure(call, concurrency: int, total: int) -> dict:
+    """``total`` calls of ``call(i)`` from ``concurrency`` threads: throughput and latency percentiles."""
+    lat: list[float] = []
+    lock = threading.Lock()
+    counter = iter(range(total))
+
+    def worker():
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            t = time.perf_counter()
+            call(i)
+            dt = (time.perf_counter() - t) * 1000
+            with lock:
+                lat.append(dt)
+
+    for i in range(min(5, total)):     # warm-up, not timed
+        call(10_000 + i)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        for f in [pool.submit(worker) for _ in range(concurrency)]:
+            f.result()
+    wall = time.perf_counter() - t0
+    return {"concurrency": concurrency, "requests": len(lat), "throughput_rps": len(lat) / wall,
+            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=200, help="requests per concurrency level")
+    ap.add_argument("--n", type=int, default=4, help="images per request")
+    ap.add_argument("--steps", type=int, default=20, help="sampler steps of the served genome")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "serving.json"))
+    args = ap.parse_args()
+
+    import mlflow
+    import ray
+    import redis
+    import requests
+    import torch
+
+    from evodiff_ray.cache.local_redis import LocalRedis, free_port
+    from evodiff_ray.serving.controller import Controller
+    from evodiff_ray.serving.server import ServeOptions, Supervisor, start_serve
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    version = register(uri, "bench", tmp / "model", args.steps)
+    rows = []
+
+    torch.set_num_threads(1)
+    model = mlflow.pyfunc.load_model(f"models:/bench/{version}")
+    for c in CONCURRENCY:
+        r = measure(lambda i: model.predict({"n": args.n, "seed": i}), c, args.requests)
+        rows.append({"path": "in-process pyfunc", **r})
+        print(rows[-1], flush=True)
+
+    server = LocalRedis(tmp / "redis").start(reuse=False)
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    port = free_port()
+    options = ServeOptions("bench", uri, server.url, runs_dir=str(tmp), port=port, replica_cpus=0.5, fd_interval_s=0)
+    start_serve("127.0.0.1", port)
+    controller = Controller(redis.Redis.from_url(server.url), "bench")
+    controller.start_serving(version)
+    supervisor = Supervisor(options, controller)
+    supervisor.deploy_gateway()
+    supervisor.start_background()
+    assert supervisor.wait_ready(timeout_s=300), supervisor.errors
+    local = threading.local()
+    server_side: list[float] = []
+
+    def http_call(i):
+        if not hasattr(local, "s"):
+            local.s = requests.Session()
+        resp = local.s.post(options.url + "/generate", json={"n": args.n, "seed": i},
+                            headers={"Accept": "application/x-npz"}, timeout=120)
+        resp.raise_for_status()
+        server_side.append(float(resp.headers["X-Latency-Ms"]))
+
+    try:
+        for c in CONCURRENCY:
+            server_side.clear()
+            r = measure(http_call, c, args.requests)
+            rows.append({"path": "Ray Serve HTTP", **r, "server_p50_ms": float(np.percentile(server_side, 50))})
+            print(rows[-1], flush=True)
+    finally:
+        from ray import serve
+
+        supervisor.stop()
+        serve.shutdown()
+        ray.shutdown()
+        server.stop(force=True)
+
+    base = {r["concurrency"]: r for r in rows if r["path"] == "in-process pyfunc"}
+    print(f"\n{'path':<20}{'conc':>6}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'+p50 ms':>10}")
+    for r in rows:
+        extra = r["p50_ms"] - base[r["concurrency"]]["p50_ms"]
+        r["added_p50_ms"] = extra if r["path"] != "in-process pyfunc" else 0.0
+        print(f"{r['path']:<20}{r['concurrency']:>6}{r['throughput_rps']:>10.1f}{r['p50_ms']:>10.2f}"
+              f"{r['p99_ms']:>10.2f}{r['added_p50_ms']:>10.2f}")
+    added = next(r["added_p50_ms"] for r in rows if r["path"] == "Ray Serve HTTP" and r["concurrency"] == 1)
+    verdict = "met" if added <= 10 else "missed"
+    print(f"\nserving adds {added:.1f} ms at p50 (concurrency 1); goal <= 10 ms: {verdict}")
+    out = {"rows": rows, "added_p50_ms_at_1": added, "goal_ms": 10, "goal": verdict,
+           "settings": {"requests": args.requests, "n": args.n, "steps": args.steps, "genome": GENOME,
+                        "replicas": 1, "torch_threads": 1},
+           "machine": {"platform": platform.platform(), "cpus": __import__("os").cpu_count()},
+           "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,351 @@
+"""The ``serve`` process: starts Ray Serve, keeps the applications in line with the routing state,
+and checks the canary policy.
+
+:class:`Supervisor` is a reconcile loop. Each turn it refreshes its heartbeat, starts the
+``Sampler`` application of every version the state needs (marking it ready once up, so
+traffic reaches it only then), retires applications no version needs after a grace period
+(gateways stop routing to them first, so no request is dropped), asks the
+:class:`~evodiff_ray.serving.controller.Controller` to judge the canary, and now and then
+computes the FD of what each version served.
+
+``serve --detach`` runs the same process in the background; it records itself in
+``<runs_dir>/.serve/<model>.json``, which ``serve stop`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from evodiff_ray.serving.connect import connect_redis
+from evodiff_ray.serving.app import Gateway, Sampler, gateway_app_name, version_app_name
+from evodiff_ray.serving.controller import Controller
+from evodiff_ray.serving.state import update_state
+
+log = logging.getLogger(__name__)
+
+SERVE_DIR = ".serve"
+#: a version that failed to start is tried again after this long
+RETRY_START_S = 30.0
+
+
+@dataclass
+class ServeOptions:
+    """How one model is served.
+
+    Attributes:
+        model: registered model name.
+        tracking_uri: the registry's MLflow URI.
+        redis_url: the Redis of state, metrics, feedback and events.
+        runs_dir: run dirs (search views, MLflow artifacts, the serve record).
+        host, port: where the HTTP proxy listens.
+        max_n: the largest ``n`` one request may ask for.
+        replica_cpus: CPUs reserved per sampler replica (fractions let several share a core).
+        threads: torch threads per sampler replica.
+        check_interval_s: how often the canary policy is checked.
+        grace_s: how long a retired version's application lives on after its traffic stopped.
+        fd_interval_s: how often the rolling FD of served samples is computed (0: never).
+    """
+
+    model: str
+    tracking_uri: str
+    redis_url: str
+    runs_dir: str = "evodiff-runs"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_n: int = 64
+    replica_cpus: float = 0.5
+    threads: int = 1
+    check_interval_s: float = 2.0
+    grace_s: float = 3.0
+    fd_interval_s: float = 60.0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class Supervisor:
+    """Keeps Serve applications in line with the routing state and checks the policy.
+
+    Ray must be initialised and Serve started (see :func:`start_serve`).
+    """
+
+    def __init__(self, options: ServeOptions, controller: Controller, on_decision: Callable | None = None):
+        self.options = options
+        self.controller = controller
+        self.on_decision = on_decision or (lambda d: None)
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="serve-apps")
+        self._starting: dict[str, Future] = {}
+        self._retiring: dict[str, float] = {}
+        self._failed: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_check = 0.0
+        self._last_fd = time.monotonic()
+        self.errors: list[str] = []
+
+    # -- applications ---------------------------------------------------------------------
+    def deploy_gateway(self) -> None:
+        """Run the HTTP ingress at ``/`` (blocks until it is up)."""
+        from ray import serve
+
+        o = self.options
+        app = Gateway.bind(o.model, o.redis_url, str(Path(o.runs_dir).resolve()), o.max_n)
+        serve.run(app, name=gateway_app_name(o.model), route_prefix="/")
+
+    def _start_version(self, version: str) -> str:
+        from ray import serve
+
+        o = self.options
+        app = Sampler.options(ray_actor_options={"num_cpus": o.replica_cpus}).bind(
+            o.model, version, o.tracking_uri, o.threads)
+        serve.run(app, name=version_app_name(o.model, version), route_prefix=None)
+        return version
+
+    def _running_versions(self) -> dict[str, str]:
+        """Version -> status of this model's sampler applications in Serve."""
+        from ray import serve
+
+        head = version_app_name(self.options.model, "")
+        return {name[len(head):]: str(getattr(app.status, "value", app.status))
+                for name, app in serve.status().applications.items() if name.startswith(head)}
+
+    def reconcile(self) -> None:
+        """One pass: start what the state needs, mark it ready, retire what it no longer needs."""
+        from ray import serve
+
+        state = self.controller.state()
+        if state is None:
+            return
+        live = state.live()
+        running = self._running_versions()
+        for v, fut in list(self._starting.items()):
+            if not fut.done():
+                continue
+            del self._starting[v]
+            err = fut.exception()
+            if err is None:
+                state = update_state(self.controller.client, self.options.model, lambda cur, v=v: cur.with_ready(v))
+            else:
+                self._failed_start(v, err)
+                state = self.controller.state()
+            live = state.live()
+        now = time.monotonic()
+        for v in sorted(live - set(state.ready) - set(self._starting)):
+            if running.get(v) == "RUNNING":
+                # up already (a restarted ``serve`` on a cluster that kept it): running it again
+                # would roll its replicas for nothing
+                state = update_state(self.controller.client, self.options.model, lambda cur, v=v: cur.with_ready(v))
+            elif now >= self._failed.get(v, 0.0):
+                self._starting[v] = self._pool.submit(self._start_version, v)
+        for v in set(running) - live - set(self._starting):
+            if v in state.ready:
+                # traffic stops first; the application goes once no gateway can still pick it
+                update_state(self.controller.client, self.options.model, lambda cur, v=v: cur.with_ready(v, False))
+                self._retiring[v] = now
+            elif now - self._retiring.setdefault(v, now) >= self.options.grace_s:
+                self._retiring.pop(v, None)
+                serve.delete(version_app_name(self.options.model, v))
+        for v in set(self._retiring) - set(running):
+            self._retiring.pop(v, None)
+
+    def _failed_start(self, version: str, err: BaseException) -> None:
+        from evodiff_ray.serving.policy import ROLLBACK, Decision
+
+        message = f"version {version} failed to start ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''})"
+        log.error(message)
+        self.errors.append(message)
+        self._failed[version] = time.monotonic() + RETRY_START_S
+        state = self.controller.state()
+        if state is not None and state.challenger == version:
+            self.controller.rollback(Decision(ROLLBACK, message))
+        else:
+            self.controller.events.emit("start_failed", version=version, reason=message)
+
+    # -- the loop -----------------------------------------------------------------------
+    def step(self) -> None:
+        """One turn: heartbeat, reconcile, policy check (at its interval), FD (at its interval)."""
+        o = self.options
+        self.controller.beat({"url": o.url, "pid": os.getpid()})
+        self.reconcile()
+        now = time.monotonic()
+        if now - self._last_check >= o.check_interval_s:
+            self._last_check = now
+            decision = self.controller.check()
+            if decision is not None:
+                self.on_decision(decision)
+        if o.fd_interval_s and now - self._last_fd >= o.fd_interval_s:
+            self._last_fd = now
+            self._pool.submit(self._fd_pass)
+
+    def _fd_pass(self) -> None:
+        from evodiff_ray.serving.quality import served_fd_pass
+
+        try:
+            served_fd_pass(self.controller.client, self.options.model, self.options.tracking_uri,
+                           self.options.runs_dir)
+        except Exception as e:  # the FD is a monitor: its failure must not stop serving
+            log.warning("rolling FD failed (%s: %s)", type(e).__name__, e)
+
+    def run(self, interval_s: float = 0.25) -> None:
+        """Turn until :meth:`stop`; a failing turn is logged and retried (Redis may be restarting)."""
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except Exception as e:
+                log.warning("supervisor turn failed (%s: %s); retrying", type(e).__name__, e)
+            self._stop.wait(interval_s)
+
+    def start_background(self) -> "Supervisor":
+        self._thread = threading.Thread(target=self.run, name="serve-supervisor", daemon=True)
+        self._thread.start()
+        return self
+
+    def wait_ready(self, version: str | None = None, timeout_s: float = 120.0) -> bool:
+        """Block until ``version`` (default: production) is ready; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            state = self.controller.state()
+            if state is not None and (version or state.production) in state.ready:
+                return True
+            if self._thread is None:
+                self.step()
+            time.sleep(0.2)
+        return False
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def start_serve(host: str, port: int) -> None:
+    """Start Serve's HTTP proxy on ``host:port`` (Ray must be initialised)."""
+    from ray import serve
+
+    serve.start(http_options={"host": host, "port": int(port)})
+
+
+def record_path(runs_dir: str | Path, model: str) -> Path:
+    return Path(runs_dir) / SERVE_DIR / f"{model}.json"
+
+
+def write_record(options: ServeOptions, extra: dict[str, Any] | None = None) -> Path:
+    from evodiff_ray.core.io import atomic_write_text
+
+    path = record_path(options.runs_dir, options.model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"model": options.model, "pid": os.getpid(), "url": options.url,
+                                        "redis_url": options.redis_url, "started_at": time.time(),
+                                        **(extra or {})}), durable=False)
+    return path
+
+
+def read_records(runs_dir: str | Path) -> list[dict[str, Any]]:
+    out = []
+    for p in sorted((Path(runs_dir) / SERVE_DIR).glob("*.json")):
+        try:
+            rec = json.loads(p.read_text())
+            rec["record"] = str(p)
+            out.append(rec)
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def serve_forever(options: ServeOptions, address: str | None = None, say: Callable[[str], None] = print,
+                  ready_timeout_s: float = 300.0) -> int:
+    """Serve ``options.model`` until SIGINT/SIGTERM: Ray (local or ``address``), Serve, the supervisor.
+
+    Returns:
+        The exit code.
+
+    Raises:
+        UsageError: no ``production`` alias, a busy port, an unreachable Redis.
+        RuntimeFailure: the production version did not come up within ``ready_timeout_s``.
+    """
+    import signal
+
+    import ray
+    from ray import serve
+
+    from evodiff_ray.core.errors import RuntimeFailure
+    from evodiff_ray.serving.events import DeploymentRecorder
+    from evodiff_ray.serving.versions import production_version, registry_client
+
+    production = production_version(registry_client(options.tracking_uri), options.model)
+    client, options.redis_url, redis_server = connect_redis(options.redis_url, options.runs_dir)
+    if address is None:
+        _check_port_free(options.host, options.port)
+    ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    stop = threading.Event()
+    # after ray.init, which installs its own SIGTERM handler: ours stops cleanly instead
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    controller = Controller(client, options.model,
+                            DeploymentRecorder(options.tracking_uri, options.model, options.runs_dir))
+    supervisor = Supervisor(options, controller)
+    record = None
+    try:
+        start_serve(options.host, options.port)
+        controller.start_serving(production)
+        supervisor.deploy_gateway()
+        supervisor.start_background()
+        if not supervisor.wait_ready(timeout_s=ready_timeout_s):
+            raise RuntimeFailure(f"version {production} of {options.model!r} did not come up within "
+                                 f"{ready_timeout_s:.0f} s" + (f": {supervisor.errors[-1]}" if supervisor.errors else ""))
+        record = write_record(options)
+        say(f"serving {options.model} version {production} at {options.url}  (stop: Ctrl-C or "
+            f"'evodiff-ray serve stop {options.model}')")
+        while not stop.wait(0.5):
+            pass
+        say("stopping")
+        return 0
+    finally:
+        supervisor.stop()
+        try:
+            state = controller.state()
+            controller.events.emit("stop", production=state.production if state else None)
+        except Exception:  # Redis gone: stopping must still finish
+            pass
+        try:
+            if address is None:
+                serve.shutdown()
+            else:  # a shared cluster: remove only this model's applications
+                for name in list(serve.status().applications):
+                    if name == f"evodiff-{options.model}" or name.startswith(f"evodiff-{options.model}-v"):
+                        serve.delete(name)
+        finally:
+            ray.shutdown()
+            if record is not None:
+                record.unlink(missing_ok=True)
+            client.close()
+            if redis_server is not None:
+                # the replicas' connections close as Ray shuts down; give them a moment, then the
+                # server stops unless someone else (a search, another serve) still uses it
+                deadline = time.monotonic() + 5
+                while redis_server.other_clients() and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                redis_server.stop()
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    from evodiff_ray.core.errors import UsageError
+
+    with socket.socket() as s:
+        try:
+            s.bind((host, int(port)))
+        except OSError as e:
+            raise UsageError(f"cannot listen on {host}:{port} ({e.strerror or e}); pick another with --port") from None

@@ -1,0 +1,352 @@
+"""The deployment loop against a real Ray Serve on localhost, over real HTTP.
+
+One Serve instance (gateway + a sampler application per live version), one embedded
+redis-server and one sqlite MLflow registry serve the whole module; each test states the
+production version it starts from. Versions are tiny untrained denoisers registered with
+the real pyfunc (``serving_models.py``); version 3 samples with 1000 steps, which makes it slow.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from serving_models import genome_with_steps, register_version
+
+pytestmark = [pytest.mark.ray, pytest.mark.redis, pytest.mark.slow]
+
+MODEL = "tiny"
+#: small looks so that a canary decides in tens of requests; the rest is the stated policy
+POLICY = dict(alpha=0.05, min_ratings=8, max_ratings=64, min_requests=8, max_requests=64, latency_tolerance=0.5,
+              max_error_rate=0.05, max_p90_ms=300.0, slo_min_requests=5)
+
+
+class Served:
+    """Handles on the module's serving stack."""
+
+    def __init__(self, tmp, ray):
+        import redis
+        import requests
+        from ray import serve
+
+        from evodiff_ray.cache.local_redis import LocalRedis, free_port
+        from evodiff_ray.serving.controller import Controller
+        from evodiff_ray.serving.events import DeploymentRecorder
+        from evodiff_ray.serving.server import ServeOptions, Supervisor, start_serve
+
+        self.runs = tmp / "evodiff-runs"
+        self.runs.mkdir()
+        self.uri = f"sqlite:///{self.runs / 'mlflow.db'}"
+        self.v1 = register_version(self.uri, MODEL, self.runs / ".models", seed=0, alias="production")
+        self.v2 = register_version(self.uri, MODEL, self.runs / ".models", seed=1)
+        self.v3 = register_version(self.uri, MODEL, self.runs / ".models", genome_with_steps(1000), seed=2)
+        self.redis_server = LocalRedis(self.runs / ".redis").start(reuse=False)
+        self.client = redis.Redis.from_url(self.redis_server.url)
+        port = free_port()
+        self.options = ServeOptions(MODEL, self.uri, self.redis_server.url, runs_dir=str(self.runs), port=port,
+                                    replica_cpus=0.25, check_interval_s=0.3, grace_s=1.0, fd_interval_s=0)
+        self.url = self.options.url
+        start_serve("127.0.0.1", port)
+        self.recorder = DeploymentRecorder(self.uri, MODEL, str(self.runs))
+        self.controller = Controller(self.client, MODEL, self.recorder)
+        self.controller.start_serving(self.v1)
+        self.supervisor = Supervisor(self.options, self.controller)
+        self.supervisor.deploy_gateway()
+        self.supervisor.start_background()
+        assert self.supervisor.wait_ready(timeout_s=180), self.supervisor.errors
+        self.http = requests.Session()
+        self.serve = serve
+
+    def close(self):
+        self.supervisor.stop()
+        self.serve.shutdown()
+        self.client.close()
+        self.redis_server.stop(force=True)
+
+    # -- helpers ------------------------------------------------------------------------
+    def generate(self, n=1, seed=0, **kw):
+        return self.http.post(self.url + "/generate", json={"n": n, "seed": seed}, timeout=60, **kw)
+
+    def rate(self, request_id, rating):
+        return self.http.post(self.url + "/feedback", json={"request_id": request_id, "rating": int(rating)},
+                              timeout=30)
+
+    def ensure_production(self, version):
+        """Start from ``version`` in production with no canary, all traffic on it."""
+        state = self.controller.state()
+        if state.challenger is not None:
+            from evodiff_ray.serving.policy import Decision
+
+            self.controller.rollback(Decision("rollback", "test setup"))
+        if self.controller.state().production != version:
+            self.controller.set_production(version, "test setup")
+        self.wait_for(lambda s: s.production in s.ready and s.challenger is None, 120)
+
+    def canary(self, version, share=50.0, **policy):
+        from evodiff_ray.serving.policy import CanaryPolicy
+
+        state = self.controller.start_canary(version, share, CanaryPolicy(**{**POLICY, **policy}))
+        self.wait_for(lambda s: version in s.ready, 120)
+        return state
+
+    def wait_for(self, cond, timeout_s):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            s = self.controller.state()
+            if cond(s):
+                return s
+            time.sleep(0.1)
+        raise AssertionError(f"timed out; state {self.controller.state()}; errors {self.supervisor.errors}")
+
+    def rate_until_decided(self, prefer, rng, limit=400):
+        """Simulated raters: the preferred version is rated about 4, the other about 2.5."""
+        deployment = self.controller.state().deployment
+        for i in range(limit):
+            r = self.generate(seed=i)
+            assert r.status_code == 200, r.text
+            version = r.headers["X-Model-Version"]
+            mu = 4.0 if version == prefer else 2.5
+            assert self.rate(r.headers["X-Request-Id"], np.clip(round(rng.normal(mu, 0.8)), 1, 5)).status_code == 200
+            s = self.controller.state()
+            if s.deployment != deployment and s.challenger is None:
+                return s
+        raise AssertionError("no decision within the request limit")
+
+
+class Traffic:
+    """Background requests counting failures, to show traffic switches drop nothing."""
+
+    def __init__(self, url, threads=2):
+        import requests
+
+        self.url, self.ok, self.failed = url, 0, []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(requests.Session(),), daemon=True)
+                         for _ in range(threads)]
+
+    def _run(self, http):
+        i = 0
+        while not self._stop.is_set():
+            i += 1
+            try:
+                r = http.post(self.url + "/generate", json={"n": 1, "seed": i}, timeout=60)
+                if r.status_code == 200:
+                    self.ok += 1
+                else:
+                    self.failed.append(f"{r.status_code} {r.text[:200]}")
+            except Exception as e:   # a dropped connection is a failed request too
+                self.failed.append(repr(e))
+
+    def __enter__(self):
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, request):
+    ray = request.getfixturevalue("ray_runtime")
+    s = Served(tmp_path_factory.mktemp("serving"), ray)
+    yield s
+    s.close()
+
+
+def _events(served, kind):
+    return [e for e in served.controller.events.history() if e["kind"] == kind]
+
+
+def test_http_api_and_bad_input(served):
+    served.ensure_production(served.v1)
+    http, url = served.http, served.url
+    assert http.get(url + "/healthz").json() == {"status": "ok"}
+    assert http.get(url + "/readyz").json()["routes"] == {served.v1: 100.0}
+    # PNG by default, npz and JSON on request; the request id and the serving version come back
+    r = served.generate(n=4, seed=7)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.content[:4] == b"\x89PNG"
+    assert r.headers["X-Model-Version"] == served.v1 and r.headers["X-Request-Id"]
+    import io
+
+    npz = np.load(io.BytesIO(served.generate(n=4, seed=7, headers={"Accept": "application/x-npz"}).content),
+                  allow_pickle=False)
+    assert npz["images"].shape == (4, 1, 8, 8) and str(npz["version"]) == served.v1
+    again = np.load(io.BytesIO(served.generate(n=4, seed=7, headers={"Accept": "application/x-npz"}).content),
+                    allow_pickle=False)
+    assert np.array_equal(npz["images"], again["images"])          # the seed decides the samples
+    js = served.generate(n=2, seed=1, headers={"Accept": "application/json"}).json()
+    assert js["version"] == served.v1 and js["shape"] == [2, 1, 8, 8] and js["png_base64"]
+    # bad input: 4xx with one line, never a 500
+    bad = [(b'{"n": 1000}', 400, "out of range"), (b'{"n": 2, "seed": 1.5}', 400, "integer"),
+           (b'{"n": 2, "seed": "7"}', 400, "integer"), (b"not json", 400, "not valid JSON"),
+           (b'[1, 2]', 400, "JSON object"), (b'{"n": 2, "steps": 3}', 400, "unknown field"),
+           (b'{"n": true}', 400, "integer")]
+    for body, status, words in bad:
+        r = http.post(url + "/generate", data=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == status and words in r.json()["error"] and "\n" not in r.json()["error"], (body, r.text)
+    r = http.post(url + "/generate", json={"n": 1}, headers={"Accept": "text/html"})
+    assert r.status_code == 406
+    assert served.rate("0123456789abcdef", 3).status_code == 404
+    ok = served.generate(seed=3)
+    rid = ok.headers["X-Request-Id"]
+    assert served.rate(rid, 9).status_code == 400
+    assert served.rate(rid, 4).json() == {"request_id": rid, "version": served.v1, "rating": 4}
+    assert served.rate(rid, 5).status_code == 409                  # one rating per request
+    pref = http.post(url + "/feedback", json={"preferred": rid, "other": "nope-not-served"})
+    assert pref.status_code == 404
+    # the read-only search views: the front JSON as 'front --format json' prints it
+    from evodiff_ray.cache.front_store import read_front
+
+    front = {"search_id": "s1", "status": "finished", "generation": 1, "evaluations": 2,
+             "cache": {"hits": 0, "misses": 2, "waited": 0}, "utilization": 1.0, "objectives": ["a", "b"],
+             "points": [{"key": "k" * 64, "objectives": {"a": 1.0, "b": 2.0}, "genome": {}, "generation": 1,
+                         "parents": [], "measured_on": {"node": "n", "device": "cpu", "chip": None,
+                                                        "predicted": []}}]}
+    (served.runs / "s1").mkdir(exist_ok=True)
+    (served.runs / "s1" / "front.json").write_text(json.dumps(front))
+    assert [s["search_id"] for s in http.get(url + "/searches").json()] == ["s1"]
+    assert http.get(url + "/searches/s1/front").json() == read_front("s1", str(served.runs))
+    r = http.get(url + "/searches/nope/front")
+    assert r.status_code == 404 and "no search 'nope'" in r.json()["error"]
+    models = http.get(url + "/models").json()
+    (entry,) = models["versions"]
+    assert entry["version"] == served.v1 and entry["share"] == 100.0 and entry["deployment"]["requests"] >= 5
+
+
+def test_raters_preferring_production_roll_the_challenger_back_with_no_failed_request(served):
+    served.ensure_production(served.v1)
+    served.canary(served.v2)
+    with Traffic(served.url) as traffic:
+        state = served.rate_until_decided(prefer=served.v1, rng=np.random.default_rng(1))
+        time.sleep(served.options.grace_s + 1.5)      # through the challenger's retirement
+    assert state.production == served.v1 and state.challenger is None
+    (event,) = [e for e in _events(served, "rollback") if e["version"] == served.v2]
+    assert event["reason"].startswith(("ratings: challenger rated lower", "inconclusive")), event
+    assert traffic.failed == [] and traffic.ok > 0
+    client = served.recorder.client
+    assert str(client.get_model_version_by_alias(MODEL, "production").version) == served.v1   # alias unchanged
+    tags = client.get_model_version(MODEL, served.v2).tags
+    assert tags["rolled_back"] == "true" and tags["reason"] == event["reason"] and "deployed_at" in tags
+
+
+def test_raters_preferring_the_challenger_promote_it_with_no_failed_request(served):
+    served.ensure_production(served.v1)
+    deploy = served.canary(served.v2)
+    with Traffic(served.url) as traffic:
+        state = served.rate_until_decided(prefer=served.v2, rng=np.random.default_rng(2))
+        time.sleep(served.options.grace_s + 1.5)      # through the old production's retirement
+    assert state.production == served.v2 and state.challenger is None and served.v1 in state.history
+    assert traffic.failed == [] and traffic.ok > 0
+    promote = [e for e in _events(served, "promote") if e["deployment"] == deploy.deployment]
+    assert len(promote) == 1 and promote[0]["reason"].startswith(("ratings: challenger rated higher",)), promote
+    client = served.recorder.client
+    assert str(client.get_model_version_by_alias(MODEL, "production").version) == served.v2
+    assert "promoted_at" in client.get_model_version(MODEL, served.v2).tags
+    run = client.get_run(deploy.run_id)          # a run per deployment, metrics over time, the decision
+    assert run.data.tags["decision"] == "promote" and run.info.status == "FINISHED"
+    assert run.data.metrics["challenger.ratings"] >= POLICY["min_ratings"]
+    assert len(client.get_metric_history(deploy.run_id, "challenger.requests")) >= 2
+    assert served.http.get(served.url + "/readyz").json()["routes"] == {served.v2: 100.0}
+
+
+def test_slow_challenger_breaches_the_slo_and_is_rolled_back_at_once(served):
+    served.ensure_production(served.v2)
+    t0 = time.monotonic()
+    deploy = served.canary(served.v3)
+    ready_at = time.monotonic()
+    statuses = []
+    for i in range(200):
+        statuses.append(served.generate(seed=i).status_code)
+        if served.controller.state().challenger is None:
+            break
+    decided_after = time.monotonic() - ready_at
+    (event,) = [e for e in _events(served, "rollback") if e["deployment"] == deploy.deployment]
+    assert event["reason"].startswith("slo: p90 latency"), event
+    assert set(statuses) == {200}
+    # the stated window: slo_min_requests challenger requests at its share, plus one check interval
+    assert decided_after < 60, (decided_after, time.monotonic() - t0)
+    assert str(served.recorder.client.get_model_version_by_alias(MODEL, "production").version) == served.v2
+
+
+def test_cli_rollback_deploy_errors_and_history(served, capsys):
+    from evodiff_ray.cli import main
+
+    served.ensure_production(served.v2)
+    conn = ["--redis-url", served.redis_server.url, "--tracking-uri", served.uri, "--runs-dir", str(served.runs)]
+    assert main(["deploy", MODEL, "--version", "99", "--canary", "10", *conn]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "has no version 99" in err
+    with pytest.raises(SystemExit) as e:
+        main(["deploy", MODEL, "--version", served.v1, "--canary", "101", *conn])
+    assert e.value.code == 2 and "outside 0-100" in capsys.readouterr().err
+    assert main(["deploy", "no-such-model", "--version", "1", *conn]) == 2
+    assert "no registered model" in capsys.readouterr().err
+    # by hand: back to the previous production (the alias moves back)
+    assert main(["rollback", MODEL, "--format", "json", *conn]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["production"] == served.v1 and out["rolled_back"] == served.v2
+    served.wait_for(lambda s: s.production == served.v1 and served.v1 in s.ready, 120)
+    assert str(served.recorder.client.get_model_version_by_alias(MODEL, "production").version) == served.v1
+    assert served.generate().headers["X-Model-Version"] == served.v1
+    assert main(["deployments", MODEL, "--format", "json", *conn]) == 0
+    kinds = [e["kind"] for e in json.loads(capsys.readouterr().out)["events"]]
+    assert kinds[0] == "serve" and {"deploy", "promote", "rollback"} <= set(kinds) and kinds[-1] == "rollback"
+    assert main(["deployments", MODEL, *conn]) == 0
+    table = capsys.readouterr().out
+    assert "slo: p90 latency" in table and f"{MODEL} now: production {served.v1}" in table
+
+
+def test_feedback_and_metrics_survive_replica_and_redis_restarts(served):
+    import ray
+
+    from evodiff_ray.cache.local_redis import LocalRedis
+    from evodiff_ray.serving.metrics import Keys, arm_stats
+
+    served.ensure_production(served.v1)
+    keys, dep = Keys(MODEL), served.controller.state().deployment
+    acked = 0
+    for i in range(5):
+        r = served.generate(seed=i)
+        acked += served.rate(r.headers["X-Request-Id"], 3).status_code == 200
+    # kill every replica of the model (gateway and sampler) mid-traffic; Serve replaces them
+    names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+             if a["namespace"] == "serve" and f"evodiff-{MODEL}" in a["name"] and "REPLICA" in a["name"]]
+    assert names
+    for name in names:
+        ray.kill(ray.get_actor(name, namespace="serve"), no_restart=False)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            r = served.generate(seed=99)
+            if r.status_code == 200:
+                break
+        except Exception:
+            pass
+        time.sleep(0.5)
+    assert served.rate(r.headers["X-Request-Id"], 3).status_code == 200
+    acked += 1
+    assert len(arm_stats(served.client, keys, dep, served.v1).ratings) == acked
+    # Redis restarts (clean shutdown, same data dir and port): state, metrics and events are back
+    before = arm_stats(served.client, keys, dep, served.v1)
+    n_events = len(served.controller.events.history())
+    port = served.redis_server.port
+    served.redis_server.stop(force=True)
+    served.redis_server = LocalRedis(served.runs / ".redis", port=port).start(reuse=False)
+    after = arm_stats(served.client, keys, dep, served.v1)
+    assert (after.requests, after.ratings) == (before.requests, before.ratings)
+    assert len(served.controller.events.history()) == n_events
+    # and the gateway reconnects: requests are recorded and rateable again
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        r = served.generate(seed=123)
+        if r.status_code == 200 and served.rate(r.headers["X-Request-Id"], 5).status_code == 200:
+            break
+        time.sleep(0.5)
+    assert arm_stats(served.client, keys, dep, served.v1).ratings[-1] == 5
