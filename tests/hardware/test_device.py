@@ -9,16 +9,26 @@ from evodiff_ray.hardware.device import (MpsFallbackEnabled, assert_no_mps_fallb
 
 
 def test_select_device_here():
-    dev = select_device("auto")
-    assert dev.type in ("cpu", "cuda", "mps")
-    assert select_device("cpu").type == "cpu"
-    with pytest.raises(UsageError, match="use one of"):
-        select_device("tpu")
-    if not torch.backends.mps.is_available():
-        with pytest.raises(UsageError, match="not available"):
-            select_device("mps")
-        assert select_device("mps", strict=False).type == "cpu"
+    """What ``auto`` and each explicit name give on this machine, from what torch reports."""
+    mps = torch.backends.mps.is_available()
+    cuda = torch.cuda.is_available()
+    expected = "mps" if mps else "cuda" if cuda else "cpu"   # MPS first, then CUDA, then the CPU
+    assert select_device("auto") == torch.device(expected)
+    assert select_device(None) == torch.device(expected) and select_device(" AUTO ") == torch.device(expected)
+    assert select_device("cpu") == torch.device("cpu")
+    for name, have in (("mps", mps), ("cuda", cuda), ("cuda:0", cuda)):
+        if have:
+            assert select_device(name) == torch.device(name)
+            assert select_device(name, strict=False) == torch.device(name)
+        else:
+            with pytest.raises(UsageError, match=rf"device '{name}' is not available .*use --device auto or cpu"):
+                select_device(name)
+            assert select_device(name, strict=False) == torch.device("cpu")   # the fallback, not an error
+    for bad in ("tpu", "gpu", "metal:0"):
+        with pytest.raises(UsageError, match="use one of auto, mps, cuda, cuda:N, cpu"):
+            select_device(bad)
     synchronize("cpu")  # a no-op, must not raise
+    synchronize(select_device("auto"))  # waits on whatever auto picked
 
 
 def test_fallback_guard():
