@@ -108,7 +108,7 @@ def run_ours(system: str, seed: int, args) -> dict[str, Any]:
         "mode": args.mode, "runs_dir": runs, "no_cache": True, "no_tracking": True,
     }
     if multi_fidelity:
-        overrides["multi_fidelity"] = True
+        overrides["rungs"] = args.rungs
     config = load_config(overrides=overrides)
     t0 = time.time()
     result = search(config)
@@ -121,7 +121,7 @@ def run_ours(system: str, seed: int, args) -> dict[str, Any]:
             "key": r["key"],
             "feasible": bool(fit["feasible"]),
             "objectives": {n: fit["objectives"].get(n) for n in OBJECTIVES},
-            "train_steps": extras.get("train_steps_spent", extras.get("train_steps")),
+            "train_steps": extras.get("train_steps_spent", extras.get("train_steps")),   # what this run spent
             "rung": extras.get("rung"),
             "genome": r["x"],
         })
@@ -142,8 +142,7 @@ def run_tune(seed: int, args) -> dict[str, Any]:
     opts = problem_options(args)
     encoding = encoding_for(make_problem("diffusion", opts), "optuna")   # the encoding our optuna strategy uses
 
-    def define_by_run(trial):
-        encoding.decode(trial_suggest(trial))
+    define_by_run = _DefineByRun(encoding, trial_suggest)
 
     def trainable(config):
         # what a Tune user writes: rebuild the problem in the trial, evaluate, report
@@ -161,7 +160,9 @@ def run_tune(seed: int, args) -> dict[str, Any]:
         space=define_by_run, metric=list(OBJECTIVES), mode=["min"] * len(OBJECTIVES),
         sampler=optuna.samplers.NSGAIISampler(population_size=args.pop, seed=seed),
     )
-    ray.init(num_cpus=args.workers, include_dashboard=False, ignore_reinit_error=True)
+    ray.shutdown()                      # our runs' runtime, if this process started one
+    os.environ.pop("RAY_ADDRESS", None)
+    ray.init(address="local", num_cpus=args.workers, include_dashboard=False)
     t0 = time.time()
     try:
         tuner = tune.Tuner(
@@ -184,6 +185,17 @@ def run_tune(seed: int, args) -> dict[str, Any]:
                      "rung": None, "genome": json.loads(m["genome"]) if m.get("genome") else None})
     rows.sort(key=lambda r: r["t"])
     return {"records": rows, "stop_reason": f"time_budget_s={args.budget_s}", "wall_s": wall}
+
+
+class _DefineByRun:
+    """OptunaSearch's define-by-run space: our encoding, asked through the trial (picklable:
+    Tune checkpoints its searcher)."""
+
+    def __init__(self, encoding, suggest):
+        self.encoding, self.suggest = encoding, suggest
+
+    def __call__(self, trial):
+        self.encoding.decode(self.suggest(trial))
 
 
 def run_one(system: str, seed: int, args, out_dir: Path) -> Path:
@@ -398,6 +410,7 @@ def main() -> None:
     ap.add_argument("--fidelity", default="quick")
     ap.add_argument("--fd-samples", type=int, default=None)
     ap.add_argument("--pop", type=int, default=24)
+    ap.add_argument("--rungs", default="0.25,1,4", help="the mf system's rungs (multiples of the fidelity's steps)")
     ap.add_argument("--mode", default="generational", choices=("generational", "async"))
     ap.add_argument("--out-dir", default="benchmarks/results/search_quality")
     ap.add_argument("--force", action="store_true", help="rerun finished (system, seed) runs")
