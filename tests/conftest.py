@@ -14,6 +14,36 @@ REPO = Path(__file__).resolve().parents[1]
 EVODIFF_RAY = str(Path(sys.executable).with_name("evodiff-ray"))
 
 
+#: what a search or MLflow writes into the directory it runs in when a test forgets a temp dir
+_LEFTOVERS = ("mlruns", "evodiff-runs", "mlflow.db")
+
+
+def _leftovers(dirs) -> set[Path]:
+    """Every path under the leftover names in ``dirs`` (files, and the contents of folders)."""
+    found: set[Path] = set()
+    for d in dirs:
+        for name in _LEFTOVERS:
+            p = d / name
+            if p.exists():
+                found.add(p)
+                if p.is_dir():
+                    found.update(p.rglob("*"))
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def working_tree_stays_clean():
+    """Fail the session if its tests wrote ``mlruns/``, ``evodiff-runs/`` or ``mlflow.db``
+    into the repository or the directory pytest started in: tests write to temp dirs only."""
+    dirs = {REPO, Path.cwd()}
+    before = _leftovers(dirs)
+    yield
+    new = sorted(_leftovers(dirs) - before)
+    if new:
+        pytest.fail(f"tests left files in the working tree (use tmp_path / runs_dir): "
+                    f"{', '.join(str(p) for p in new[:5])}{' ...' if len(new) > 5 else ''}", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def ray_runtime():
     """A local 2-CPU Ray runtime shared by the whole session (shut down at the end)."""
