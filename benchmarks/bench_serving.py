@@ -50,9 +50,14 @@ def register(tracking_uri: str, model: str, folder: Path, steps: int) -> str:
     torch.save(build_denoiser(g, in_channels=1).state_dict(), folder / "weights.pt")
     (folder / "genome.json").write_text(json.dumps(g.to_dict()))
     (folder / "meta.json").write_text(json.dumps({"resolution": 8, "channels": 1, "dataset_digest": "bench"}))
+    from evodiff_ray.tracking.mlflow_tracker import experiment_id
+
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    with mlflow.start_run():
+    # artifacts beside the benchmark's store, never in ./mlruns of the current directory
+    exp = experiment_id(mlflow.MlflowClient(tracking_uri=tracking_uri), "evodiff-bench-serving", tracking_uri,
+                        folder.parent)
+    with mlflow.start_run(experiment_id=exp):
         info = mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_MODEL), pip_requirements=["evodiff-ray"],
                                        artifacts={"genome": str(folder / "genome.json"),
                                                   "weights": str(folder / "weights.pt"),
