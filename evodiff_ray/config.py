@@ -129,6 +129,16 @@ class SearchConfig:
         factory=dict, help="a strategy option, e.g. sampler=tpe for optuna (value parsed as JSON when "
                            "it can be); repeatable",
         flag="--strategy-option", metavar="KEY=VALUE", group="search")
+    seed_from: str | None = option(
+        None, help="warm start: put SEARCH_ID's front, the genomes of FILE.json, or the genome of "
+                   "models:/NAME@ALIAS into the initial population", metavar="SOURCE", group="search")
+    register_top: int = option(
+        1, help="at the end, register the front's top K (knee first, then by crowding) in MLflow's "
+                "model registry, for problems whose candidates are models; 0: none",
+        metavar="K", check="non_negative", resumable=True, group="services")
+    register_fidelity: str | None = option(
+        None, help="training budget of the models --register-top trains where no stored weights "
+                   "serve (default: the search's fidelity)", resumable=True, group="services")
     plateau_generations: int | None = option(
         None, help="also stop when the hypervolume has not grown for this many generations "
                    "(async: pop x this many evaluations)",
@@ -156,6 +166,10 @@ class SearchConfig:
         url="tracking", env="MLFLOW_TRACKING_URI", unless="no_tracking", resumable=True, group="services")
     no_tracking: bool = option(False, help="do not record the search in MLflow", resumable=True,
                                group="services")
+    no_reference: bool = option(
+        False, help="do not evaluate the problem's reference candidate (the reference UNet) at the end "
+                    "to show beside the front (it is evaluated once per settings, then a cache hit)",
+        resumable=True, group="services")
     experiment: str | None = option(
         None, help="MLflow experiment name (default evodiff-<problem>[-<dataset digest>])", group="services")
     runs_dir: str = option("evodiff-runs", help="directory of run dirs (default ./evodiff-runs)",

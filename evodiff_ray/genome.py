@@ -76,6 +76,9 @@ class Genome:
             positions (a ``down`` layer and an ``up`` layer of the same level).
         generation: lineage only; not part of the key.
         parents: lineage only (parents' keys); not part of the key.
+        origin: lineage only: the edit that made it (``"sample"``, ``"crossover"``,
+            ``"mutation:<kind>[+<kind>]"``, ``"crossover+mutation:<kind>"``, ``"seed:<source>"``
+            for a warm start, ``""`` when unknown); not part of the key.
     """
 
     parameters: dict[str, Any]
@@ -83,6 +86,7 @@ class Genome:
     connections: tuple[tuple[int, int], ...] = ()
     generation: int = 0
     parents: tuple[str, ...] = ()
+    origin: str = ""
     _canonical: str = field(default="", repr=False, compare=False)
 
     # -- construction ------------------------------------------------------------
@@ -100,20 +104,22 @@ class Genome:
             connections=tuple(tuple(c) for c in arch["connections"]),
             generation=arch["generation"],
             parents=tuple(arch["parents"]),
+            origin=arch["origin"],
         )
         object.__setattr__(g, "_canonical", _dumps(g.architecture()))
         return g
 
     @classmethod
     def trusted(cls, parameters: dict[str, Any], layers: list[dict[str, Any]], connections: list,
-                generation: int = 0, parents: tuple[str, ...] = ()) -> "Genome":
+                generation: int = 0, parents: tuple[str, ...] = (), origin: str = "") -> "Genome":
         """Build from data already in normalised form, without validation.
 
         Only for code that guarantees validity by construction (the operators' repair);
         anything from a user, a file or the network goes through :meth:`from_dict`.
         """
         g = cls(parameters=parameters, layers=tuple(layers),
-                connections=tuple(tuple(c) for c in connections), generation=generation, parents=tuple(parents))
+                connections=tuple(tuple(c) for c in connections), generation=generation, parents=tuple(parents),
+                origin=origin)
         arch = {"parameters": parameters, "layers": layers, "connections": [list(c) for c in connections]}
         object.__setattr__(g, "_canonical", _dumps(arch))
         return g
@@ -137,9 +143,11 @@ class Genome:
             raise GenomeError(f"{p}: cannot read genome file ({e.strerror}); check the path") from None
         return cls.from_json(text, where=str(p))
 
-    def with_lineage(self, generation: int, parents: tuple[str, ...] | list[str]) -> "Genome":
-        """A copy with new lineage (same architecture, same key)."""
-        g = Genome(self.parameters, self.layers, self.connections, int(generation), tuple(parents))
+    def with_lineage(self, generation: int, parents: tuple[str, ...] | list[str],
+                     origin: str | None = None) -> "Genome":
+        """A copy with new lineage (same architecture, same key); ``origin`` None keeps this one's."""
+        g = Genome(self.parameters, self.layers, self.connections, int(generation), tuple(parents),
+                   self.origin if origin is None else str(origin))
         object.__setattr__(g, "_canonical", self._canonical)
         return g
 
@@ -157,6 +165,8 @@ class Genome:
         d = self.architecture()
         d["generation"] = self.generation
         d["parents"] = list(self.parents)
+        if self.origin:   # absent when unknown, so genomes written before it round-trip unchanged
+            d["origin"] = self.origin
         return d
 
     def to_json(self, indent: int | None = None) -> str:
@@ -214,7 +224,7 @@ def normalise(data: Any, where: str = "genome") -> dict[str, Any]:
     """
     if not isinstance(data, dict):
         raise GenomeError(f"{where}: must be a JSON object with 'parameters' and 'layers'")
-    _no_unknown(data, {"parameters", "layers", "connections", "generation", "parents"}, where)
+    _no_unknown(data, {"parameters", "layers", "connections", "generation", "parents", "origin"}, where)
     for required in ("parameters", "layers"):
         if required not in data:
             raise GenomeError(f"{where}.{required}: missing; add it (see 'evodiff-ray genome sample')")
@@ -225,12 +235,16 @@ def normalise(data: Any, where: str = "genome") -> dict[str, Any]:
     parents = data.get("parents", [])
     if not isinstance(parents, list) or not all(isinstance(p, str) and len(p) <= 128 for p in parents):
         raise GenomeError(f"{where}.parents: must be a list of parent keys (strings)")
+    origin = data.get("origin", "")
+    if not isinstance(origin, str) or len(origin) > 256:
+        raise GenomeError(f"{where}.origin: must be a short string naming the edit (e.g. 'crossover'), or absent")
     return {
         "parameters": params,
         "layers": layers,
         "connections": conns,
         "generation": generation,
         "parents": list(parents),
+        "origin": origin,
     }
 
 

@@ -24,11 +24,15 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "searches": ("evodiff_ray.cli.searches", "SearchesCommand", "list known searches (Redis and run dirs)"),
     "promote": ("evodiff_ray.cli.promote", "PromoteCommand", "train a front member at full fidelity and register it"),
     "compare": ("evodiff_ray.cli.compare", "CompareCommand", "compare searches: hypervolume, front size, bests"),
+    "show": ("evodiff_ray.cli.show", "ShowCommand", "print the path of a search's front sheet or a candidate's samples"),
+    "ui": ("evodiff_ray.cli.ui", "UiCommand", "start the MLflow UI on the project's store and print a search's link"),
     "hardware": ("evodiff_ray.cli.hardware", "HardwareCommand", "list Apple Silicon chip profiles and detect this device"),
     "serve": ("evodiff_ray.cli.serve", "ServeCommand", "serve a registered model's production version on Ray Serve"),
     "deploy": ("evodiff_ray.cli.deploy", "DeployCommand", "canary a registered version beside production, or promote it"),
     "rollback": ("evodiff_ray.cli.rollback", "RollbackCommand", "end a canary, or return to the previous production"),
     "deployments": ("evodiff_ray.cli.deployments", "DeploymentsCommand", "list the deployment history of served models"),
+    "lineage": ("evodiff_ray.cli.lineage", "LineageCommand", "print a candidate's ancestry and draw it as a graph"),
+    "history": ("evodiff_ray.cli.history", "HistoryCommand", "best per objective and hypervolume across an experiment's searches over time"),
 }
 
 

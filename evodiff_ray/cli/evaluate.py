@@ -28,6 +28,8 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds before the candidate is infeasible (600)")
     parser.add_argument("--format", choices=("json", "table"), default="json", help="output format (default json)")
+    parser.add_argument("--samples", metavar="FILE.png", default=None,
+                        help="write a 4x4 grid of the samples drawn for FD (fixed noise seeds) to this PNG")
 
 
 def evaluate_and_print(genome, args: argparse.Namespace) -> int:
@@ -48,6 +50,14 @@ def evaluate_and_print(genome, args: argparse.Namespace) -> int:
             f"of {2 ** (genome.levels - 1)}; use fewer levels or pass --resolution {max(8, 2 ** (genome.levels - 1))}"
         )
     fit = evaluator.evaluate(genome)
+    from evodiff_ray.metrics.samples import SAMPLES_EXTRA, decode
+
+    png = decode(fit.extras.pop(SAMPLES_EXTRA, None))     # an image, not a field to print
+    if png is not None and args.samples:
+        from pathlib import Path
+
+        Path(args.samples).write_bytes(png)
+        stderr_progress(f"samples: {args.samples}")
     if not fit.feasible:
         stderr_progress(f"candidate infeasible: {fit.reason}")
     if args.format == "json":

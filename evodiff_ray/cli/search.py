@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -15,12 +16,38 @@ from evodiff_ray.core.tracker import Tracker
 
 
 class ProgressPrinter(Tracker):
-    """One line per generation (async: at most one per ``every_s`` seconds)."""
+    """Progress of a search: evaluations as they finish, and one line per told batch.
 
-    def __init__(self, mode: str, every_s: float = 1.0, out=None):
+    On a terminal a live bar (tqdm) shows evaluations done and in flight for the current
+    generation (async: for the budget), the best value of each objective, the cache hits,
+    and the elapsed time and ETA. Without a terminal (a Ray job's log, CI) a finished
+    evaluation prints one plain line, at most one every ``line_every_s`` seconds, so that a
+    log shows the search is alive long before a generation ends. The per-batch line comes
+    after every generation (async: at most one per ``every_s`` seconds).
+
+    Args:
+        mode: the search mode (``generational`` or ``async``).
+        every_s: async mode's least interval between per-batch lines.
+        out: where to write (default stdout).
+        live: draw a live bar; None: when ``out`` is a terminal.
+        line_every_s: least interval between plain per-evaluation lines.
+    """
+
+    def __init__(self, mode: str, every_s: float = 1.0, out=None, live: bool | None = None,
+                 line_every_s: float = 10.0):
+        self.mode = mode
         self.every_s = every_s if mode == "async" else 0.0
         self.out = out or sys.stdout
+        isatty = getattr(self.out, "isatty", None)
+        self.live = bool(isatty and isatty()) if live is None else live
+        self.line_every_s = line_every_s
         self._last = 0.0
+        self._last_line = -math.inf
+        self._generation = 0
+        self._best: dict[str, float] = {}
+        self._hits = 0
+        self._batch_t0 = time.monotonic()
+        self._bar = None
 
     def on_start(self, config, run_dir, resumed) -> None:
         what = "resuming" if resumed else "starting"
@@ -28,21 +55,88 @@ class ProgressPrinter(Tracker):
         self._print(f"{what} search {config.search_id}: problem {config.problem}, mode {config.mode}, "
                     f"pop {config.pop_size}, seed {config.seed}; stops at {stops} (first reached); "
                     f"run dir {run_dir}")
+        self._batch_t0 = time.monotonic()
 
     def note(self, message: str) -> None:
         """A one-off line about the set-up (where the cache and tracking live)."""
         self._print(message)
 
+    def on_evaluated(self, outcome, done, in_flight, total) -> None:
+        if outcome["source"] != "evaluated":
+            self._hits += 1
+        if outcome["feasible"]:
+            for k, v in outcome["objectives"].items():
+                if math.isfinite(v) and v < self._best.get(k, math.inf):
+                    self._best[k] = v
+        if self.live:
+            self._advance_bar(done, in_flight, total)
+            return
+        now = time.monotonic()
+        if now - self._last_line < self.line_every_s:
+            return
+        self._last_line = now
+        self._print(self.evaluation_line(outcome, done, in_flight, total, now - self._batch_t0))
+
+    def evaluation_line(self, outcome, done: int, in_flight: int, total: int | None, elapsed: float) -> str:
+        """``  [gen 2] 5/20 done, 2 in flight | 1a2b3c4d evaluated in 3.1 s | best ... | 12 s, ETA 36 s``."""
+        where = f"gen {self._generation + 1}" if self.mode == "generational" else "async"
+        of = f"/{total}" if total else ""
+        what = outcome["source"] if outcome["feasible"] else f"infeasible ({(outcome['reason'] or '')[:60]})"
+        eta = ""
+        if total and done:
+            eta = f", ETA {_seconds(elapsed / done * max(0, total - done))}"
+        return (f"  [{where}] {done}{of} done, {in_flight} in flight | {outcome['key'][:8]} {what} in "
+                f"{outcome['seconds']:.1f} s | best {self._best_text()} | {self._hits} cache hits | "
+                f"{_seconds(elapsed)}{eta}")
+
     def on_generation(self, stats: dict[str, Any], front) -> None:
+        self._generation = stats["generation"]
+        self._best.update({k: v for k, v in stats.get("best", {}).items() if v is not None})
+        if self.mode == "generational":
+            self._close_bar()
+            self._batch_t0 = time.monotonic()
         now = time.monotonic()
         if now - self._last < self.every_s:
             return
         self._last = now
         self._print(progress_line(stats))
 
+    def on_finish(self, result) -> None:
+        self._close_bar()
+
+    def _best_text(self) -> str:
+        return " ".join(f"{k}={v:.4g}" for k, v in self._best.items()) or "-"
+
+    def _advance_bar(self, done: int, in_flight: int, total: int | None) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            where = f"gen {self._generation + 1}" if self.mode == "generational" else "search"
+            self._bar = tqdm(total=total, desc=where, unit="eval", file=self.out, dynamic_ncols=True,
+                             leave=False, initial=done - 1)
+        self._bar.update(done - self._bar.n)
+        self._bar.set_postfix_str(f"{in_flight} in flight | best {self._best_text()} | {self._hits} hits",
+                                  refresh=True)
+
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
     def _print(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.write(line, file=self.out)
+            return
         self.out.write(line + "\n")
         self.out.flush()
+
+
+def _seconds(s: float) -> str:
+    """``42 s``, ``3m05s``, ``1h02m``."""
+    if s < 60:
+        return f"{s:.0f} s"
+    m, sec = divmod(int(s), 60)
+    return f"{m}m{sec:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
 
 
 def progress_line(stats: dict[str, Any]) -> str:
@@ -132,8 +226,21 @@ class SearchCommand(Command):
               f"{c.get('hits', 0)} cache hits, {c.get('waited', 0)} waited for other searches"
               + (f", {svc['stale_takeovers']} stale claims taken over" if svc.get("stale_takeovers") else "")
               + f"); utilisation {_pct(result.front.get('utilization'))}")
+        ref = result.reference
+        if ref:
+            what = ("  ".join(f"{k}={v:.4g}" for k, v in ref["objectives"].items()) if ref.get("feasible")
+                    else f"infeasible ({ref.get('reason')})")
+            print(f"reference ({'cache hit' if ref.get('source') != 'evaluated' else 'evaluated'}): {what}")
         print(f"results: {result.run_dir}/ (front.json, history.json, config.json, checkpoint/); "
               f"'evodiff-ray front {result.search_id}' prints the front again")
+        if result.front_sheet is not None:
+            print(f"samples: {result.front_sheet} (one row per front member); "
+                  f"'evodiff-ray show {result.search_id} KEY' gives a member's grid")
+        from evodiff_ray.cli.ui import run_link
+
+        link = run_link(result.run_dir)
+        if link:
+            print(f"MLflow: 'evodiff-ray ui {result.search_id} --runs-dir {config.runs_dir}', then open {link}")
         return 0
 
 

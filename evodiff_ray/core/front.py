@@ -90,7 +90,7 @@ def front_json(
 
     ``{"search_id", "status": "running|finished", "generation", "evaluations", "cache":
     {"hits", "misses", "waited"}, "utilization", "objectives": [names], "points": [{"key",
-    "objectives": {name: value}, "genome", "generation", "parents": [keys], "rung",
+    "objectives": {name: value}, "genome", "generation", "parents": [keys], "origin", "rung",
     "train_steps", "measured_on": {"node", "device", "chip", "predicted": [names]}}]}``.
     ``evaluations`` counts the candidates whose fitness the search obtained;
     ``cache.misses`` those it evaluated. ``rung`` and ``train_steps`` say at which
@@ -107,6 +107,8 @@ def front_json(
             "genome": r["x"],
             "generation": r["generation"],
             "parents": list(r.get("parents", [])),
+            # lineage: the edit that made it ("sample", "crossover+mutation:rewire", "seed:...")
+            "origin": r.get("origin"),
             # at which multi-fidelity rung, after how many training steps, quality was measured
             "rung": fit.get("extras", {}).get("rung"),
             "train_steps": fit.get("extras", {}).get("train_steps"),

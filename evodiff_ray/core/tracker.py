@@ -31,6 +31,21 @@ class Tracker:
                 ``fitness`` (a Fitness dict) of each candidate just told.
         """
 
+    def on_evaluated(self, outcome: dict[str, Any], done: int, in_flight: int, total: int | None) -> None:
+        """Called as each evaluation finishes, before it is told (progress inside a generation).
+
+        It changes nothing that is told or checkpointed; a resume's replayed candidates do
+        not pass here.
+
+        Args:
+            outcome: ``ordinal``, ``key``, ``source`` (evaluated, hit or waited),
+                ``feasible``, ``objectives``, ``reason`` and ``seconds`` of the candidate.
+            done: evaluations finished of ``total`` (generational: of this generation's
+                batch; async: of the search's evaluation budget, this run's share included).
+            in_flight: evaluations submitted and not yet finished.
+            total: what ``done`` counts towards; None when no budget counts evaluations.
+        """
+
     def on_generation(self, stats: dict[str, Any], front: dict[str, Any]) -> None:
         """Called after every told batch (a generation in generational mode).
 

@@ -37,6 +37,36 @@ class TrainResult:
     seconds: float
 
 
+def step_progress(progress: Callable[[str], None], total: int, label: str, every_s: float = 10.0,
+                  then: Callable[[int], None] | None = None, clock: Callable[[], float] = time.monotonic
+                  ) -> Callable[[int], None]:
+    """An ``on_step`` for :func:`train` that reports ``label: step i/total (p%), ETA`` at most
+    every ``every_s`` seconds, so a long training shows it is alive; ``then`` is called too.
+
+    Args:
+        progress: the one-line sink (stderr for the CLI).
+        total: the training steps.
+        label: what is trained (genome key and fidelity).
+        every_s: least interval between lines.
+        then: another ``on_step`` to chain (a time limit's check).
+        clock: seconds, monotonic (for tests).
+    """
+    t0 = clock()
+    last = [t0]
+
+    def on_step(step: int) -> None:
+        if then is not None:
+            then(step)
+        now = clock()
+        if step > 0 and now - last[0] >= every_s:
+            last[0] = now
+            eta = (now - t0) / step * (total - step)
+            progress(f"{label}: step {step}/{total} ({100 * step / total:.0f}%), "
+                     f"{now - t0:.0f} s elapsed, ETA {eta:.0f} s")
+
+    return on_step
+
+
 def lr_at(step: int, fidelity: Fidelity) -> float:
     """Linear warm-up then cosine decay to zero, as a function of the step."""
     n = fidelity.train_steps

@@ -550,6 +550,7 @@ class _PoolMetrics(Tracker):
             self._best = Gauge("evodiff_best", "best value per objective", tag_keys=("search_id", "objective"))
             self._cache = Gauge("evodiff_cache", "fitness cache: hits, misses, waited, stale_takeovers",
                                 tag_keys=("search_id", "kind"))
+            self._util = Gauge("evodiff_utilization", "busy share of the evaluator workers (0-1)", tag_keys=keys)
             self.enabled = True
         except Exception as e:  # metrics are a side channel: never fail a search for them
             log.warning("Ray metrics disabled: %s", e)
@@ -568,6 +569,8 @@ class _PoolMetrics(Tracker):
         if not self.enabled:
             return
         self._hv.set(float(stats["hypervolume"]), tags=self.tags)
+        if stats.get("utilization") is not None:
+            self._util.set(float(stats["utilization"]), tags=self.tags)
         for name, value in stats.get("best", {}).items():
             self._best.set(float(value), tags={**self.tags, "objective": name})
         cache = {**(stats.get("cache") or {}), **(stats.get("cache_service") or {})}

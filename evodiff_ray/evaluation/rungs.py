@@ -13,11 +13,17 @@ For each candidate it asks the inner evaluator for:
    (quality at that rung, latency, memory) rank in the top ``1/eta`` of every candidate
    measured at that rung so far, by non-dominated sorting and crowding, continue to the
    next rung from their stored weights (MOASHA's rule; decided when a submitted batch has
-   finished the rung, which in async mode is one candidate: asynchronous, as in ASHA).
+   finished the rung; with ``asynchronous``, the async loop's mode, every candidate is a
+   batch of its own: promoted as soon as it ranks high enough, as in ASHA).
+   Rows are ranked in ask order (by ordinal), never in arrival order, so a decision over
+   the same results does not depend on the order they came back in (a resumed search's
+   cache hits come first).
 
 The outcome of a candidate is its quality at the highest rung it reached, with the
 probe's latency and memory; ``extras`` say which rung, after how many training steps,
-and how many steps this search spent on it.
+how many steps this search spent on it, and its quality at every rung it passed
+(``rung_quality``), from which :meth:`SuccessiveHalving.restore` rebuilds the rankings
+when a search resumes.
 """
 
 from __future__ import annotations
@@ -92,7 +98,7 @@ class _Candidate:
     rung: int = PROBE
     result: Fitness | None = None          # the latest rung's fitness
     steps_spent: float = 0.0
-    index: int = -1                        # row in the current rung's results
+    qualities: list[float] = field(default_factory=list)   # quality at rungs 0, 1, ... (feasible ones)
 
 
 @dataclass
@@ -112,10 +118,14 @@ class SuccessiveHalving(Evaluator):
         objective_names: ``(quality, latency, memory)`` names, quality first.
         eta: promotion rate: the top ``1/eta`` go on.
         margin: :func:`not_worth_training`'s slack (None: train every candidate).
+        asynchronous: each candidate is decided alone, as soon as its rung result is in:
+            promoted when it ranks in the top ``1/eta`` of that rung's results so far (ASHA;
+            the async loop's mode). False: the candidates submitted together are decided
+            together once all have the rung (synchronous halving; the generation barrier).
     """
 
     def __init__(self, inner: Evaluator, rungs: int, objective_names: Sequence[str], eta: float = 3.0,
-                 margin: float | None = 0.1):
+                 margin: float | None = 0.1, asynchronous: bool = False):
         if rungs < 1:
             raise ValueError("successive halving needs at least one rung")
         if eta <= 1:
@@ -125,10 +135,11 @@ class SuccessiveHalving(Evaluator):
         self.names = tuple(objective_names)
         self.eta = eta
         self.margin = margin
+        self.asynchronous = asynchronous
         self._open: dict[int, _Candidate] = {}
         self._batches: dict[int, set[int]] = {}      # batch id -> ordinals still at the current step
         self._waiting: dict[int, list[int]] = {}     # batch id -> ordinals whose rung result is in
-        self._at_rung: dict[int, list[list[float]]] = {}
+        self._at_rung: dict[int, dict[int, list[float]]] = {}   # rung -> ordinal -> row ranked there
         self._finished: list[list[float]] = []
         self._ready: list[Outcome] = []
         self._next_batch = 0
@@ -144,12 +155,13 @@ class SuccessiveHalving(Evaluator):
         return len(self._open)
 
     def submit(self, tasks: Sequence[Task]) -> None:
-        batch = self._next_batch
-        self._next_batch += 1
-        self._batches[batch] = {t.ordinal for t in tasks}
-        self._waiting[batch] = []
-        for t in tasks:
-            self._open[t.ordinal] = _Candidate(t, batch)
+        for group in ([t] for t in tasks) if self.asynchronous else [tasks]:
+            batch = self._next_batch
+            self._next_batch += 1
+            self._batches[batch] = {t.ordinal for t in group}
+            self._waiting[batch] = []
+            for t in group:
+                self._open[t.ordinal] = _Candidate(t, batch)
         self.inner.submit([dataclasses.replace(t, rung=PROBE) for t in tasks])
 
     def poll(self, timeout: float | None = None) -> list[Outcome]:
@@ -177,16 +189,40 @@ class SuccessiveHalving(Evaluator):
     def worker_facts(self):
         return self.inner.worker_facts()
 
+    def restore(self, records: Sequence[dict[str, Any]]) -> None:
+        """Take back the rankings of a search's told records (a resume, before any submit).
+
+        Without this a resumed search would rank its next candidates against the results
+        that arrive after the resume only, and would train candidates that the cheap
+        objectives rule out against the finished ones.
+
+        Args:
+            records: the ledger's records (``ordinal`` and ``fitness`` as JSON), whose
+                ``extras["rung_quality"]`` this wrapper wrote.
+        """
+        quality, *cheap = self.names
+        for r in records:
+            fit = Fitness.from_dict(r["fitness"])
+            qualities = fit.extras.get("rung_quality")
+            if not isinstance(qualities, list) or not qualities:
+                continue                   # probed only, or skipped: never ranked
+            row_cheap = [float(fit.objectives[n]) for n in cheap]   # the probe's
+            for rung, q in enumerate(qualities[: self.rungs - 1]):  # the last rung is never ranked
+                self._at_rung.setdefault(rung, {})[int(r["ordinal"])] = [float(q)] + row_cheap
+            if fit.feasible:
+                self._finished.append([float(fit.objectives[quality])] + row_cheap)
+
     # -- the rung machine ----------------------------------------------------------
     def _on_result(self, o: Outcome) -> None:
         c = self._open[o.task.ordinal]
         fit = o.fitness
+        quality = self.names[0]
         if o.source == "evaluated":   # a cache hit or another search's evaluation cost this search nothing
             c.steps_spent += float(fit.extras.get("train_steps_spent", 0) or 0)
         if c.rung == PROBE:
             self.counters.probed += 1
             c.probe = fit
-            quality, *cheap = self.names
+            cheap = self.names[1:]
             if not fit.feasible:
                 return self._finish(c, fit, source=o.source)
             if self.margin is not None and not_worth_training(
@@ -201,16 +237,17 @@ class SuccessiveHalving(Evaluator):
             return self._next(c, 0)
         c.result = fit
         self.counters.trained[c.rung] = self.counters.trained.get(c.rung, 0) + 1
+        if fit.feasible:
+            c.qualities.append(float(fit.objectives[quality]))
         if not fit.feasible or c.rung == self.rungs - 1:
             return self._finish(c, self._combined(c), source=o.source)
-        self._at_rung.setdefault(c.rung, []).append(self._row(c))
-        c.index = len(self._at_rung[c.rung]) - 1
+        self._at_rung.setdefault(c.rung, {})[c.task.ordinal] = self._row(c)
         self._waiting[c.batch].append(c.task.ordinal)
         self._decide(c.batch)
 
     def _decide(self, batch: int) -> None:
         """When every open candidate of a batch has its rung result, promote or finish each."""
-        members = [self._open[o] for o in self._batches[batch] if o in self._open]
+        members = [self._open[o] for o in sorted(self._batches[batch]) if o in self._open]
         if any(m.task.ordinal not in self._waiting[batch] for m in members):
             return
         by_rung: dict[int, list[_Candidate]] = {}
@@ -218,10 +255,13 @@ class SuccessiveHalving(Evaluator):
             by_rung.setdefault(m.rung, []).append(m)
         self._waiting[batch] = []
         for rung, group in by_rung.items():
-            F = np.array(self._at_rung[rung])
-            go = set(promoted(F, [m.index for m in group], self.eta))
+            rows = self._at_rung[rung]
+            ordinals = sorted(rows)        # ask order: the same decision whatever arrived first
+            at = {o: i for i, o in enumerate(ordinals)}
+            F = np.array([rows[o] for o in ordinals])
+            go = set(promoted(F, [at[m.task.ordinal] for m in group], self.eta))
             for m in group:
-                if m.index in go:
+                if at[m.task.ordinal] in go:
                     self._next(m, rung + 1)
                 else:
                     self._finish(m, self._combined(m), source="evaluated")
@@ -239,7 +279,9 @@ class SuccessiveHalving(Evaluator):
         quality, *cheap = self.names
         r, p = c.result, c.probe
         objectives = {quality: r.objectives[quality], **{n: p.objectives[n] for n in cheap}}
-        extras = {**p.extras, **r.extras, "rung": c.rung, "train_steps_spent": c.steps_spent}
+        extras = {**p.extras, **r.extras, "rung": c.rung, "train_steps_spent": c.steps_spent,
+                  # JSON-safe (a record is written with allow_nan=False): inf as "inf", read back by float()
+                  "rung_quality": [q if math.isfinite(q) else str(q) for q in c.qualities]}
         return dataclasses.replace(
             r, objectives=objectives, constraints={**r.constraints, **p.constraints},
             feasible=r.feasible and p.feasible, transient=r.transient or p.transient, extras=extras,

@@ -57,7 +57,7 @@ def crossover(a: Genome, b: Genome, space: SearchSpace, rng: np.random.Generator
             layers.extend(dict(x) for x in src.get(k, []))
         conns = [c for c in da["connections"] + db["connections"]]
         draft = {"parameters": params, "layers": layers, "connections": conns}
-        children.append(repair(draft, space, limits, gen, parents))
+        children.append(repair(draft, space, limits, gen, parents, "crossover"))
     return children[0], children[1]
 
 

@@ -231,7 +231,8 @@ def _one_by_weight(rates: MutationRates, rng: np.random.Generator) -> list[str]:
 
 def mutate(genome: Genome, space: SearchSpace, rng: np.random.Generator,
            rates: MutationRates = MutationRates(), limits: Limits | None = None,
-           generation: int | None = None, parents: tuple[str, ...] | None = None) -> Genome:
+           generation: int | None = None, parents: tuple[str, ...] | None = None,
+           origin: str | None = None) -> Genome:
     """Mutate a genome; the result is valid and (almost always) differs from the input.
 
     Args:
@@ -242,6 +243,9 @@ def mutate(genome: Genome, space: SearchSpace, rng: np.random.Generator,
         limits: complexity-schedule limits (default: the full space).
         generation: lineage of the child (default: the parent's).
         parents: lineage of the child (default: the parent's parents).
+        origin: what made the genome before this mutation (``"crossover"`` for a crossover
+            child); the child's origin is ``"[origin+]mutation:<edit>[+<edit>]"``, naming the
+            edits that fired (``reduce_cost`` for the cost-aware one).
     """
     gen = genome.generation if generation is None else generation
     par = genome.parents if parents is None else parents
@@ -250,12 +254,16 @@ def mutate(genome: Genome, space: SearchSpace, rng: np.random.Generator,
         changed = False
         if rates.analysis > 0 and rng.random() < rates.analysis:
             changed = reduce_cost(draft, space, rng, genome)
+        edits = ["reduce_cost"] if changed else []
         fired = [name for name, fn in EDITS.items() if rng.random() < getattr(rates, name)]
         if not fired and not changed:
             fired = _one_by_weight(rates, rng)
         for name in fired:
-            changed |= EDITS[name](draft, space, rng)
-        child = repair(draft, space, limits, gen, par)
+            if EDITS[name](draft, space, rng):
+                changed = True
+                edits.append(name)
+        label = "mutation:" + ("+".join(edits) or "repair")
+        child = repair(draft, space, limits, gen, par, f"{origin}+{label}" if origin else label)
         if child.key() != genome.key():
             return child
     return child
@@ -275,6 +283,8 @@ class GenomeMutation(Mutation):
         out = np.empty_like(X)
         for i, g in enumerate(X[:, 0]):
             # a crossover child already carries this generation's lineage
-            parents = g.parents if g.generation == gen and g.parents else (g.key(),)
-            out[i, 0] = mutate(g, self.space, rng, self.rates, limits, gen, tuple(parents))
+            crossed = g.generation == gen and bool(g.parents)
+            parents = g.parents if crossed else (g.key(),)
+            out[i, 0] = mutate(g, self.space, rng, self.rates, limits, gen, tuple(parents),
+                               g.origin if crossed else None)
         return out

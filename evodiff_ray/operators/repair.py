@@ -43,7 +43,7 @@ def _largest_divisor(n: int, choices: tuple[int, ...]) -> int:
 
 
 def repair(draft: dict[str, Any], space: SearchSpace, limits: Limits | None = None,
-           generation: int = 0, parents: tuple[str, ...] = ()) -> Genome:
+           generation: int = 0, parents: tuple[str, ...] = (), origin: str = "") -> Genome:
     """Make a draft valid and inside the space's limits. Deterministic.
 
     Args:
@@ -52,6 +52,7 @@ def repair(draft: dict[str, Any], space: SearchSpace, limits: Limits | None = No
         limits: the complexity-schedule limits to respect (default: the full space).
         generation: lineage of the result.
         parents: lineage of the result.
+        origin: lineage of the result (the edit that made it).
 
     Returns:
         A valid genome.
@@ -120,7 +121,7 @@ def repair(draft: dict[str, Any], space: SearchSpace, limits: Limits | None = No
     params = {k: p[k] for k in ("base_channels", "channel_mults", "time_emb_dim", "sampler_steps", "norm_groups")}
     # Every field is explicit and in range here, so the genome is built without the
     # loader's checks (the operators' hot path); the tests re-validate every output.
-    return Genome.trusted(params, clean, sorted(conns), int(generation), tuple(parents))
+    return Genome.trusted(params, clean, sorted(conns), int(generation), tuple(parents), origin)
 
 
 def _explicit(layer: dict[str, Any]) -> dict[str, Any]:
@@ -144,5 +145,8 @@ class GenomeRepair(Repair):
         limits = self.space.limits(gen)
         out = np.empty_like(X)
         for i, x in enumerate(X[:, 0]):
-            out[i, 0] = repair(to_draft(x), self.space, limits, x.generation, x.parents)
+            if x.origin.startswith("seed:"):   # a warm-start seed fits the full space already (checked);
+                out[i, 0] = x                  # the schedule's early limits must not shrink it
+                continue
+            out[i, 0] = repair(to_draft(x), self.space, limits, x.generation, x.parents, x.origin)
         return out

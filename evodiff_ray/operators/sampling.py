@@ -112,7 +112,7 @@ def sample_genome(space: SearchSpace, rng: np.random.Generator, size: float | No
         if downs and ups and rng.random() < 0.8:
             conns.append((downs[-1], ups[int(rng.integers(len(ups)))]))
     draft = {"parameters": params, "layers": layers, "connections": conns}
-    return repair(draft, space, limits, generation=generation)
+    return repair(draft, space, limits, generation=generation, origin="sample")
 
 
 def sample_population(space: SearchSpace, n: int, rng: np.random.Generator, generation: int = 0) -> list[Genome]:

@@ -162,6 +162,9 @@ class SearchProblem(ABC):
         """Extra :class:`~evodiff_ray.core.tracker.Tracker` objects a search of this problem adds."""
         return []
 
+    #: True when :meth:`train_model` returns models (the end-of-search registration trains them)
+    produces_models: ClassVar[bool] = False
+
     def train_model(self, x, *, models_dir: str | Path, fidelity: str | None = None,
                     progress: Callable[[str], None] | None = None) -> TrainedModel | None:
         """Train candidate ``x`` into a model for the registry (``evodiff-ray promote``).

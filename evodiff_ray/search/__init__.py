@@ -162,20 +162,28 @@ def _search(config, problem, resume, evaluator, wrap_evaluator, front_store, tra
     if not resume and checkpoint.exists():
         raise UsageError(f"{run_dir} already holds search {config.search_id!r}; "
                          "pass --resume, or choose another --search-id")
-    _strategy(config, problem, config.n_offsprings)   # an unfit strategy fails before anything starts
+    from evodiff_ray.search.seeds import load_or_resolve
+
+    initial = load_or_resolve(config, problem, resume=resume)   # --seed-from: fails before anything starts
+    _strategy(config, problem, config.n_offsprings, initial)   # an unfit strategy fails before anything starts
     config.write(run_dir / CONFIG_FILE)
     from evodiff_ray.search.services import search_services
 
     with search_services(config, problem) as services:
+        if initial:
+            services.notes.append(f"warm start: {len(initial)} seeds from {config.seed_from}"
+                                  + (f"; the first {config.pop_size} fill the population (--pop)"
+                                     if len(initial) > config.pop_size else ""))
         for note in services.notes:
             for t in trackers:
                 t.note(note)
         return _run(config, problem, resume, checkpoint, evaluator,
                     wrap_evaluator or services.wrap_evaluator,
-                    front_store or services.front_store, [*trackers, *services.trackers])
+                    front_store or services.front_store, [*trackers, *services.trackers], initial)
 
 
-def _run(config, problem, resume, checkpoint, evaluator, wrap_evaluator, front_store, trackers) -> SearchResult:
+def _run(config, problem, resume, checkpoint, evaluator, wrap_evaluator, front_store, trackers,
+         initial=()) -> SearchResult:
     owned = evaluator is None
     if evaluator is None:
         evaluator = build_evaluator(config, problem)
@@ -192,10 +200,14 @@ def _run(config, problem, resume, checkpoint, evaluator, wrap_evaluator, front_s
     if problem.rung_count() > 0:   # multi-fidelity: probe, then successive halving on quality
         from evodiff_ray.evaluation.rungs import SuccessiveHalving
 
-        evaluator = SuccessiveHalving(evaluator, problem.rung_count(), problem.objective_names, eta=config.eta)
+        evaluator = SuccessiveHalving(evaluator, problem.rung_count(), problem.objective_names, eta=config.eta,
+                                      asynchronous=config.mode == "async")
+    from evodiff_ray.evaluation.samples import SampleGrids
+
+    evaluator = SampleGrids(evaluator, config.run_dir)   # sample grids to files before anything records them
     try:
         n_offsprings = offspring_per_ask(config, evaluator)
-        ledger = Ledger(problem, _strategy(config, problem, n_offsprings))
+        ledger = Ledger(problem, _strategy(config, problem, n_offsprings, initial))
         run = SearchRun(config, ledger, evaluator, front_store=front_store or FileFrontStore(config.runs_dir),
                         trackers=trackers, checkpoint=checkpoint, n_offsprings=n_offsprings)
         if resume:
@@ -203,7 +215,15 @@ def _run(config, problem, resume, checkpoint, evaluator, wrap_evaluator, front_s
         for t in trackers:
             t.on_start(config, config.run_dir, resume)
         reason = run_async(run) if config.mode == "async" else run_generational(run)
-        return run.finish(reason)
+        reference = None
+        if not config.no_reference and problem.baseline() is not None:
+            from evodiff_ray.search.pictures import evaluate_reference
+
+            for t in trackers:
+                t.note("evaluating the reference candidate to show beside the front "
+                       "(once per settings, then a cache hit; --no-reference skips it)")
+            reference = evaluate_reference(run, problem)
+        return run.finish(reason, reference=reference, fidelity=_fidelity(problem))
     finally:
         if owned:
             evaluator.close()              # the wrapper closes what it wraps
@@ -211,6 +231,15 @@ def _run(config, problem, resume, checkpoint, evaluator, wrap_evaluator, front_s
             evaluator.release()            # the caller's evaluator stays open
 
 
-def _strategy(config, problem, n_offsprings: int | None) -> Strategy:
+def _fidelity(problem) -> str | None:
+    from evodiff_ray.search.pictures import fidelity_name
+
+    try:
+        return fidelity_name(problem.evaluation_settings(), problem.rung_count())
+    except Exception:  # noqa: BLE001 - a label on a picture, never worth failing a search
+        return None
+
+
+def _strategy(config, problem, n_offsprings: int | None, initial=()) -> Strategy:
     return make_strategy(config.strategy, problem, pop_size=config.pop_size, n_offsprings=n_offsprings,
-                         seed=config.seed, options=config.strategy_options)
+                         seed=config.seed, options=config.strategy_options, initial=initial)

@@ -68,7 +68,10 @@ def run_async(run: SearchRun, poll_s: float = 0.5) -> str:
                 return stop
             if submitted >= budget:
                 return _termination(run, submitted, budget) or "evaluation budget spent"
-        buffered.extend(evaluator.poll(timeout=poll_s))
+        arrived = evaluator.poll(timeout=poll_s)
+        run.notify_evaluated(arrived, len(ledger.records) + len(buffered),
+                             None if math.isinf(budget) else int(budget))
+        buffered.extend(arrived)
         if buffered and (len(buffered) >= tell_batch or evaluator.in_flight == 0 or stop is not None):
             stats = run.tell(buffered, in_flight=evaluator.in_flight)
             buffered = []

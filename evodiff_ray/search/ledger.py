@@ -35,6 +35,7 @@ class Asked:
     task: Task
     candidate: Candidate
     parents: list[str]
+    origin: str | None = None   # lineage: the edit that made it (genomes carry it; vectors do not)
 
 
 class Ledger:
@@ -75,7 +76,8 @@ class Ledger:
             x_json = self.problem.to_json(cand.x)
             task = Task(self.next_ordinal, self.problem.key(cand.x), x_json)
             parents = x_json.get("parents", []) if isinstance(x_json, dict) else []
-            self.pending[task.ordinal] = Asked(task, cand, list(parents))
+            origin = x_json.get("origin") if isinstance(x_json, dict) else None
+            self.pending[task.ordinal] = Asked(task, cand, list(parents), origin or None)
             self.next_ordinal += 1
             tasks.append(task)
         return tasks
@@ -208,6 +210,7 @@ def _record(asked: Asked, outcome: Outcome) -> dict[str, Any]:
         "x": asked.task.x,
         "generation": asked.candidate.generation,
         "parents": asked.parents,
+        "origin": asked.origin,
         "source": outcome.source,
         "fitness": outcome.fitness.to_dict(),
     }

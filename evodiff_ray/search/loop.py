@@ -11,6 +11,7 @@ before the edge starts. :func:`run_generational` is the generation-barrier loop;
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from typing import Any, Sequence
@@ -25,6 +26,7 @@ from evodiff_ray.search.result import SearchResult
 
 __all__ = ["DETERMINISTIC_STATS", "HISTORY_FILE", "SearchRun", "offspring_per_ask", "run_generational"]
 
+log = logging.getLogger(__name__)
 HISTORY_FILE = "history.json"
 #: what a checkpoint written before strategies were selectable was made with
 PRE_STRATEGY_META = {"strategy": "nsga2", "strategy_options": {}}
@@ -85,6 +87,29 @@ class SearchRun:
             t.on_records(records)
         self._unsaved.append(tell_event(records, stats))
         return stats
+
+    def evaluate_batch(self, tasks: Sequence[Task], poll_s: float = 1.0) -> list[Outcome]:
+        """Evaluate ``tasks`` and wait for all of them (the generation barrier), telling the
+        trackers of each outcome as it arrives; outcomes in the order of ``tasks``."""
+        self.evaluator.submit(tasks)
+        by_ordinal: dict[int, Outcome] = {}
+        while len(by_ordinal) < len(tasks):
+            arrived = self.evaluator.poll(timeout=poll_s)
+            for o in arrived:
+                by_ordinal[o.task.ordinal] = o
+            self.notify_evaluated(arrived, len(by_ordinal) - len(arrived), len(tasks))
+        return [by_ordinal[t.ordinal] for t in tasks]
+
+    def notify_evaluated(self, outcomes: Sequence[Outcome], done_before: int, total: int | None) -> None:
+        """:meth:`~evodiff_ray.core.tracker.Tracker.on_evaluated` for each of ``outcomes``."""
+        for i, o in enumerate(outcomes):
+            f = o.fitness
+            summary = {"ordinal": o.task.ordinal, "key": o.task.key, "source": o.source,
+                       "feasible": f.feasible, "objectives": dict(f.objectives), "reason": f.reason,
+                       "seconds": f.seconds}
+            in_flight = self.evaluator.in_flight + len(outcomes) - i - 1
+            for t in self.trackers:
+                t.on_evaluated(summary, done_before + i + 1, in_flight, total)
 
     # ------------------------------------------------------------------- side effects
 
@@ -158,6 +183,11 @@ class SearchRun:
                 raise UsageError(f"checkpoint was made with {k}={saved.get(k)!r}, not {v!r}; "
                                  "resume with the saved config")
         self.ledger.replay(state.events)
+        from evodiff_ray.evaluation.rungs import SuccessiveHalving
+
+        if isinstance(self.evaluator, SuccessiveHalving):
+            # multi-fidelity: later rungs are ranked against every told result, as before the stop
+            self.evaluator.restore(self.ledger.records)
         self._elapsed_before = float(state.meta.get("elapsed_s", 0.0))
         self._t0 = time.monotonic()
 
@@ -184,15 +214,35 @@ class SearchRun:
         span = f"{k} generations" if per_generation is None else f"{k * per_generation} evaluations"
         return f"hypervolume plateau: no gain in {span} (plateau_generations={k})"
 
-    def finish(self, stop_reason: str) -> SearchResult:
-        """Final checkpoint and front (status ``finished``); the result, given to trackers."""
+    def finish(self, stop_reason: str, reference: dict[str, Any] | None = None,
+               fidelity: str | None = None) -> SearchResult:
+        """Final checkpoint and front (status ``finished``), the front sheet (``front.png``,
+        when candidates kept sample grids); the result, given to trackers.
+
+        Args:
+            stop_reason: which termination fired.
+            reference: the problem's reference candidate, evaluated (shown beside the front).
+            fidelity: the evaluation fidelity, for the pictures' titles.
+        """
+        from evodiff_ray.search.pictures import REFERENCE_FILE, search_title, write_front_sheet
+
         front = self.save("finished")
         led = self.ledger
+        title = search_title(self.config.search_id, len(led.records), self.elapsed(), fidelity)
+        if reference is not None:
+            atomic_write_text(self.config.run_dir / REFERENCE_FILE,
+                              json.dumps(reference, indent=1, default=str) + "\n", durable=False)
+        try:
+            sheet = write_front_sheet(self.config.run_dir, front, reference, title)
+        except Exception as e:  # noqa: BLE001 - a picture must never lose a finished search
+            log.warning("front.png not written (%s: %s)", type(e).__name__, e)
+            sheet = None
         result = SearchResult(
             search_id=self.config.search_id, run_dir=self.config.run_dir, front=front,
             history=list(led.history), records=list(led.records),
             objective_names=led.objective_names, reference_point=led.reference_point,
             stop_reason=stop_reason, population=led.population_keys(),
+            reference=reference, title=title, front_sheet=sheet,
         )
         for t in self.trackers:
             t.on_finish(result)
@@ -213,6 +263,6 @@ def run_generational(run: SearchRun) -> str:
         tasks = run.ask()
         if not tasks:
             return "no new candidates (the population has converged)"
-        outcomes = run.evaluator.evaluate(tasks)
+        outcomes = run.evaluate_batch(tasks)
         stats = run.tell(outcomes, in_flight=run.evaluator.in_flight)
         run.after_tell(stats, force=True)

@@ -23,6 +23,10 @@ class SearchResult:
         stop_reason: which termination fired.
         population: keys of the strategy's final population (NSGA-II's survivors), in
             population order; empty for a strategy that keeps none (random, optuna).
+        reference: the problem's reference candidate as evaluated for this search
+            (``key``, ``source``, ``objectives``, ``feasible``, ``reason``, ``samples``), or None.
+        title: what the search's pictures are titled with (id, budget spent, fidelity).
+        front_sheet: ``front.png`` in the run dir, when candidates kept sample grids.
     """
 
     search_id: str
@@ -34,6 +38,9 @@ class SearchResult:
     reference_point: list[float] | None = None
     stop_reason: str = ""
     population: list[str] = field(default_factory=list)
+    reference: dict[str, Any] | None = None
+    title: str = ""
+    front_sheet: Path | None = None
 
     @property
     def points(self) -> list[dict[str, Any]]:

@@ -88,6 +88,15 @@ def search_services(config, problem) -> Iterator[Services]:
             services.trackers.append(MlflowTracker(uri, experiment=config.experiment, settings=services.settings,
                                                    baseline=_baseline(services, problem)))
             services.notes.append(f"tracking: MLflow at {redact(uri)}")
+            if config.register_top > 0 and problem.produces_models:
+                from evodiff_ray.tracking.registration import RegistrationTracker
+
+                fidelity = (config.register_fidelity or config.fidelity
+                            or (config.problem_options or {}).get("fidelity"))
+                services.trackers.append(RegistrationTracker(problem, k=config.register_top, tracking_uri=uri,
+                                                             fidelity=fidelity))
+                services.notes.append(f"registration: the front's top {config.register_top} go to the model "
+                                      f"registry at the end (--register-top 0: none)")
         yield services
     finally:
         services.close()
@@ -100,9 +109,12 @@ def _attach_cache(services: Services, url: str, config) -> None:
 
     from evodiff_ray.cache import CachedEvaluator, FitnessCache, RedisFrontStore
 
-    cache = FitnessCache(url)
+    owner, resumed = _claim_owner(config)
+    cache = FitnessCache(url, owner=owner)
     try:
         cache.ping()
+        if resumed:
+            _take_back_claims(cache)
     except redis.RedisError as e:
         log.warning("Redis at %s is unreachable (%s); starting uncached and retrying", redact(url),
                     type(e).__name__)
@@ -115,6 +127,39 @@ def _attach_cache(services: Services, url: str, config) -> None:
     services.closers += [cache.close, store.client.close]
     if config.redis_url or os.environ.get("EVODIFF_REDIS_URL"):
         services.notes.append(f"fitness cache and live front: {redact(url)}")
+
+
+CLAIM_OWNER_FILE = "claim_owner"
+
+
+def _claim_owner(config) -> tuple[str, bool]:
+    """This search's claim token, kept in its run dir, and whether an earlier run of it left one.
+
+    A driver killed mid-evaluation leaves its claims in Redis until their TTL runs out (a
+    minute); its resume would wait that long on its own claims before evaluating them.
+    """
+    import re
+    import uuid
+
+    from evodiff_ray.core.io import atomic_write_text
+
+    path = Path(config.run_dir) / CLAIM_OWNER_FILE
+    try:
+        token = path.read_text().strip()
+    except OSError:
+        token = ""
+    if re.fullmatch(r"[0-9a-f]{32}", token):
+        return token, True
+    token = uuid.uuid4().hex
+    atomic_write_text(path, token + "\n", durable=False)
+    return token, False
+
+
+def _take_back_claims(cache) -> None:
+    """Drop the claims an earlier run of this search left (compare-and-delete: only ours)."""
+    prefix = "evodiff:claim:"
+    keys = [k.decode() for k in cache.client.scan_iter(match=prefix + "*", count=1000)]
+    cache.release_many([k.replace(prefix, "evodiff:fit:", 1) for k in keys])
 
 
 def _baseline(services: Services, problem) -> dict | None:

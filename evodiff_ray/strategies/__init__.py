@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from evodiff_ray.core.errors import UsageError
 from evodiff_ray.strategies.base import Candidate, Strategy
@@ -71,7 +71,7 @@ def resolve_factory(name: str) -> Callable[..., Strategy]:
 
 
 def make_strategy(name: str, problem, *, pop_size: int, n_offsprings: int | None, seed: int,
-                  options: dict[str, Any] | None = None) -> Strategy:
+                  options: dict[str, Any] | None = None, initial: Sequence[Any] = ()) -> Strategy:
     """Build a strategy for ``problem``.
 
     Args:
@@ -81,6 +81,9 @@ def make_strategy(name: str, problem, *, pop_size: int, n_offsprings: int | None
         n_offsprings: later asks' size (None: ``pop_size``).
         seed: the strategy's random state.
         options: the strategy's own keyword arguments (``[strategy_options]`` in TOML).
+        initial: warm-start candidates for the first ask (``--seed-from``), passed to the
+            factory as ``initial=`` only when there are any; the first ask holds them first
+            (up to ``pop_size``), then the strategy's own draws.
 
     Raises:
         UsageError: unknown strategy or option, a missing optional dependency, a strategy
@@ -89,6 +92,15 @@ def make_strategy(name: str, problem, *, pop_size: int, n_offsprings: int | None
     factory = resolve_factory(name)
     options = dict(options or {})
     kwargs = dict(pop_size=pop_size, n_offsprings=n_offsprings, seed=seed, **options)
+    if initial:
+        try:
+            inspect.signature(factory).bind(problem, initial=initial, **kwargs)
+        except TypeError:
+            raise UsageError(f"strategy {name!r} cannot be warm-started (its factory takes no 'initial'); "
+                             "drop --seed-from or use nsga2, random or optuna") from None
+        except ValueError:
+            pass
+        kwargs["initial"] = list(initial)
     try:
         inspect.signature(factory).bind(problem, **kwargs)
     except TypeError as e:

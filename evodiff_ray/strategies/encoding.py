@@ -162,7 +162,8 @@ class GenomeEncoding(Encoding):
                     if suggest(self._skip_param(lvl, i, j)):
                         connections.append((slots[(f"down{lvl}", i)], slots[(f"up{lvl}", j)]))
         draft = {"parameters": params, "layers": layers, "connections": connections}
-        return repair(draft, self.space, self.space.limits(10**9), generation=generation)
+        return repair(draft, self.space, self.space.limits(10**9), generation=generation,
+                      origin="optuna")  # the sampler's own proposal (its edits are not visible)
 
     # -- encode ----------------------------------------------------------------------
     def encode(self, genome) -> dict[str, Any]:

@@ -83,7 +83,31 @@ def _rung_of(ind) -> int:
     return -1 if rung is None else int(rung)
 
 
-def make_algorithm(problem, pop_size: int, seed: int, n_offsprings: int | None = None):
+def seeded_sampling(base, initial: Sequence[Any]):
+    """A pymoo ``Sampling`` whose first draw holds ``initial`` (warm-start seeds, up to the
+    requested size), then ``base``'s own samples for the rest."""
+    from pymoo.core.sampling import Sampling
+
+    class SeededSampling(Sampling):
+        """Warm start: the seeds first, then the problem's own sampling."""
+
+        def _do(self, problem, n_samples, random_state=None, **kwargs):
+            seeds = list(initial)[:n_samples]
+            rest = n_samples - len(seeds)
+            drawn = base._do(problem, rest, random_state=random_state, **kwargs) if rest > 0 else None
+            if problem.vtype is object or (drawn is not None and np.asarray(drawn).dtype == object):
+                X = np.empty((len(seeds), 1), dtype=object)
+                for i, s in enumerate(seeds):
+                    X[i, 0] = s
+            else:
+                X = np.asarray([np.asarray(s, dtype=float) for s in seeds]).reshape(len(seeds), -1)
+            return X if drawn is None or len(drawn) == 0 else np.concatenate([X, np.asarray(drawn)], axis=0)
+
+    return SeededSampling()
+
+
+def make_algorithm(problem, pop_size: int, seed: int, n_offsprings: int | None = None,
+                   initial: Sequence[Any] = ()):
     """NSGA-II set up for ask/tell on ``problem``.
 
     Args:
@@ -93,6 +117,7 @@ def make_algorithm(problem, pop_size: int, seed: int, n_offsprings: int | None =
         seed: seeds the algorithm's ``random_state``; the same seed and the same fitness
             values give the same sequence of candidates.
         n_offsprings: offspring per ask (default ``pop_size``).
+        initial: warm-start candidates, first in the initial population.
 
     Returns:
         A pymoo ``NSGA2`` after ``setup``, whose termination never fires (the loop decides).
@@ -101,6 +126,10 @@ def make_algorithm(problem, pop_size: int, seed: int, n_offsprings: int | None =
     from pymoo.core.termination import NoTermination
 
     kwargs = dict(problem.operators())
+    if initial:
+        from pymoo.operators.sampling.rnd import FloatRandomSampling
+
+        kwargs["sampling"] = seeded_sampling(kwargs.get("sampling") or FloatRandomSampling(), initial)
     if problem.rung_count() > 0:
         kwargs.setdefault("survival", _rung_survival())
     algorithm = NSGA2(pop_size=pop_size, n_offsprings=n_offsprings, **kwargs)
@@ -173,14 +202,16 @@ class NSGA2Strategy(Strategy):
         pop_size: population size (the first ask).
         n_offsprings: offspring per later ask (default ``pop_size``).
         seed: pymoo's random state.
+        initial: warm-start candidates (``--seed-from``), first in the initial population.
     """
 
     name = "nsga2"
 
-    def __init__(self, problem, *, pop_size: int, n_offsprings: int | None = None, seed: int = 1):
+    def __init__(self, problem, *, pop_size: int, n_offsprings: int | None = None, seed: int = 1,
+                 initial: Sequence[Any] = ()):
         self.objective_names = tuple(problem.objective_names)
         self.constraint_names = tuple(problem.constraint_names)
-        self.algorithm = make_algorithm(problem, pop_size, seed, n_offsprings)
+        self.algorithm = make_algorithm(problem, pop_size, seed, n_offsprings, initial)
         self._asked = False
 
     @property

@@ -70,6 +70,7 @@ class OptunaStrategy(Strategy):
         n_offsprings: candidates in each later ask (default ``pop_size``).
         seed: the sampler's seed.
         sampler: ``"nsga2"`` (``NSGAIISampler``, the default) or ``"tpe"`` (``TPESampler``).
+        initial: warm-start candidates, enqueued as the study's first trials.
 
     Raises:
         UsageError: Optuna is missing, an unknown sampler, or a problem without a search space.
@@ -78,7 +79,7 @@ class OptunaStrategy(Strategy):
     name = "optuna"
 
     def __init__(self, problem, *, pop_size: int, n_offsprings: int | None = None, seed: int = 1,
-                 sampler: str = "nsga2"):
+                 sampler: str = "nsga2", initial: Sequence[Any] = ()):
         if sampler not in SAMPLERS:
             raise UsageError(f"strategy 'optuna': sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
         optuna = import_optuna()
@@ -98,6 +99,10 @@ class OptunaStrategy(Strategy):
         self.asks = 0
         self.told: dict[str, tuple[list[float], list[float]]] = {}   # key -> (values, constraints)
         self.asked: set[str] = set()
+        self.seeds: dict[str, Any] = {}   # key -> warm-start candidate (its lineage is kept)
+        for x in initial:   # a warm start: enqueued trials come first, in order
+            self.seeds[self.problem.key(x)] = x
+            self.study.enqueue_trial(self.encoding.encode(x), skip_if_exists=True)
 
     def ask(self) -> list[Candidate]:
         want = self.pop_size if self.asks == 0 else self.n_offsprings
@@ -125,7 +130,8 @@ class OptunaStrategy(Strategy):
 
     # -- internals -------------------------------------------------------------------
     def _draw(self, trial) -> Any:
-        return self.encoding.decode(trial_suggest(trial), generation=self.asks)
+        x = self.encoding.decode(trial_suggest(trial), generation=self.asks)
+        return self.seeds.get(self.problem.key(x), x) if self.seeds else x
 
     def _tell_duplicate(self, trial, key: str) -> None:
         known = self.told.get(key)

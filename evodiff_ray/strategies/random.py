@@ -31,6 +31,7 @@ class RandomStrategy(Strategy):
         pop_size: candidates in the first ask.
         n_offsprings: candidates in each later ask (default ``pop_size``).
         seed: seeds the generator.
+        initial: warm-start candidates, first in the first ask.
 
     Raises:
         UsageError: the problem describes no search space.
@@ -38,8 +39,10 @@ class RandomStrategy(Strategy):
 
     name = "random"
 
-    def __init__(self, problem, *, pop_size: int, n_offsprings: int | None = None, seed: int = 1):
+    def __init__(self, problem, *, pop_size: int, n_offsprings: int | None = None, seed: int = 1,
+                 initial: Sequence[Any] = ()):
         self.problem = problem
+        self.initial = list(initial)
         self.space = described_space(problem, self.name)
         self.pop_size = pop_size
         self.n_offsprings = n_offsprings or pop_size
@@ -58,6 +61,12 @@ class RandomStrategy(Strategy):
     def ask(self) -> list[Candidate]:
         want = self.pop_size if self.asks == 0 else self.n_offsprings
         out: list[Candidate] = []
+        seeds = self.initial if self.asks == 0 else []
+        for x in seeds:   # a warm start: the seeds first
+            key = self.problem.key(x)
+            if len(out) < want and key not in self.seen:
+                self.seen.add(key)
+                out.append(Candidate(x, self.asks))
         for _ in range(want * MAX_DRAWS_PER_CANDIDATE):
             if len(out) == want:
                 break

@@ -151,6 +151,8 @@ class MlflowTracker(Tracker):
         self.objectives: list[str] = []
         self._last_artifacts = -math.inf
         self._last_front: dict[str, Any] | None = None
+        self._title: str | None = None               # the finished search's title for its plots
+        self._reference_grid: Path | None = None
 
     # -- life cycle ----------------------------------------------------------------
     def on_start(self, config, run_dir: Path, resumed: bool) -> None:
@@ -262,11 +264,16 @@ class MlflowTracker(Tracker):
             (stage / "genomes" / f"{p['key'][:16]}.json").write_text(json.dumps(p.get("genome"), indent=1))
         self._write_candidates(stage)
         names = self.objectives
+        title = self._title or plots.search_title(
+            str(front.get("search_id", "")), int(front.get("evaluations") or 0),
+            float(self.history[-1].get("elapsed_s", 0.0)) if self.history else 0.0,
+            plots.fidelity_name(self.settings))
         if names:
             plots.pareto_scatter(stage / "pareto.png", names, self.candidates, front.get("points", []),
-                                 baseline=self.baseline, title=f"search {front.get('search_id', '')}")
+                                 baseline=self.baseline, title=title)
         if self.history:
-            plots.hypervolume_plot(stage / "hypervolume.png", self.history)
+            plots.hypervolume_plot(stage / "hypervolume.png", self.history, title=title)
+        self._stage_pictures(stage, front)
         self.client.log_artifacts(self.run_id, str(stage))
         self._last_artifacts = time.monotonic()
 
@@ -285,9 +292,34 @@ class MlflowTracker(Tracker):
                             *[fit["objectives"].get(n) for n in names], ";".join(r.get("parents") or []),
                             m.get("device", ""), ";".join(m.get("predicted", []))])
 
+    def _stage_pictures(self, stage: Path, front: dict[str, Any]) -> None:
+        """The front members' sample grids (``samples/``) and the front sheet, when the run dir has them."""
+        import shutil
+
+        on_front = {p["key"] for p in front.get("points", [])}
+        shutil.rmtree(stage / "samples", ignore_errors=True)     # the front of now, not of earlier uploads
+        for r in self.candidates:
+            rel = (r["fitness"].get("extras") or {}).get("samples")
+            src = self.run_dir / rel if isinstance(rel, str) else None
+            if r["key"] in on_front and src is not None and src.is_file() and src.parent.name == "samples":
+                (stage / "samples").mkdir(exist_ok=True)
+                shutil.copyfile(src, stage / "samples" / src.name)
+        if self._reference_grid is not None and self._reference_grid.is_file():
+            (stage / "samples").mkdir(exist_ok=True)
+            shutil.copyfile(self._reference_grid, stage / "samples" / "reference.png")
+        sheet = self.run_dir / "front.png"
+        if sheet.is_file():
+            shutil.copyfile(sheet, stage / "front.png")
+
     def _finish(self, result) -> None:
         from mlflow.entities import RunStatus
 
+        ref = getattr(result, "reference", None)
+        if ref and ref.get("feasible"):
+            self.baseline = dict(ref["objectives"])      # measured for this search: marked on pareto.png
+            if ref.get("samples"):
+                self._reference_grid = self.run_dir / ref["samples"]
+        self._title = getattr(result, "title", "") or None
         self._artifacts(result.front)
         self.client.set_tag(self.run_id, "stop_reason", str(result.stop_reason))
         self.client.set_terminated(self.run_id, status=RunStatus.to_string(RunStatus.FINISHED))
@@ -296,5 +328,5 @@ class MlflowTracker(Tracker):
 def _candidate_row(r: dict[str, Any]) -> dict[str, Any]:
     fit = r["fitness"]
     return {"key": r["key"], "generation": r.get("generation"), "parents": r.get("parents"),
-            "source": r.get("source"), "objectives": fit["objectives"], "feasible": fit["feasible"],
+            "origin": r.get("origin"), "source": r.get("source"), "objectives": fit["objectives"], "feasible": fit["feasible"],
             "reason": fit.get("reason"), "measured_on": fit.get("measured_on")}

@@ -37,6 +37,26 @@ def _save(plt, fig, path: str | Path) -> Path:
     return out
 
 
+def search_title(search_id: str, evaluations: int, elapsed_s: float, fidelity: str | None) -> str:
+    """``search s1 · 120 evaluations in 14m02s · fidelity quick`` (for every plot of a search)."""
+    m, s = divmod(int(elapsed_s), 60)
+    spent = f"{m}m{s:02d}s" if m else f"{s} s"
+    return (f"search {search_id} · {evaluations} evaluations in {spent}"
+            + (f" · fidelity {fidelity}" if fidelity else ""))
+
+
+def fidelity_name(settings, rungs: int = 0) -> str | None:
+    """The fidelity named in a problem's evaluation settings (``quick``; ``quick, 3 rungs``), or None."""
+    try:
+        fid = settings.key_dict().get("fidelity") if settings is not None else None
+    except (ValueError, AttributeError):
+        fid = None
+    name = fid.get("name") if isinstance(fid, dict) else fid
+    if name is None:
+        return None
+    return f"{name}, {rungs} rungs" if rungs else str(name)
+
+
 def label(name: str) -> str:
     """Axis label with unit for an objective name."""
     return UNITS.get(name, name)
@@ -99,9 +119,9 @@ def hypervolume_plot(path: str | Path, history: Sequence[dict[str, Any]], title:
     ref = next((h.get("reference_point") for h in reversed(history) if h.get("reference_point")), None)
     ax.set_xlabel("evaluations (candidates whose fitness the search obtained)")
     ax.set_ylabel("hypervolume (objective units, higher is better)")
-    if ref:
-        ax.set_title((title + "\n" if title else "") + "reference point " + ", ".join(f"{v:.4g}" for v in ref),
-                     fontsize=9)
+    if ref or title:
+        ax.set_title((title + "\n" if title else "")
+                     + ("reference point " + ", ".join(f"{v:.4g}" for v in ref) if ref else ""), fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _save(plt, fig, path)
@@ -125,4 +145,32 @@ def front_overlay(path: str | Path, objective_names: Sequence[str], fronts: dict
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)
+    return _save(plt, fig, path)
+
+
+def front_sheet(path: str | Path, rows: Sequence[tuple[str, str | Path]], title: str = "") -> Path:
+    """One row per candidate: its label on the left, its sample grid (a PNG file) on the right.
+
+    Args:
+        path: PNG to write.
+        rows: ``(label, grid PNG path)`` in display order (the reference first, then the
+            front sorted by latency); the label holds the objective values.
+        title: figure title (search id, budget spent, fidelity).
+    """
+    import matplotlib.image as mpimg
+
+    plt = _plt()
+    images = [mpimg.imread(str(p)) for _, p in rows]
+    aspect = max((im.shape[1] / im.shape[0] for im in images), default=1.0)
+    h, text_w = 1.7, 3.4           # inches: a row, the label column
+    fig, axes = plt.subplots(len(rows), 2, figsize=(text_w + h * aspect, h * len(rows) + (0.5 if title else 0)),
+                             squeeze=False, gridspec_kw={"width_ratios": [text_w, h * aspect]})
+    for (text, _), im, (tax, iax) in zip(rows, images, axes):
+        tax.axis("off")
+        tax.text(0.0, 0.5, text, va="center", ha="left", fontsize=8, family="monospace",
+                 transform=tax.transAxes)
+        iax.imshow(im, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        iax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
     return _save(plt, fig, path)

@@ -105,6 +105,8 @@ def promote(search_id: str, *, runs_dir: str | Path = "evodiff-runs", pick: str 
     tags = {
         "search_id": search_id,
         "genome_key": point["key"],
+        # the genome itself, so 'search --seed-from models:/NAME@ALIAS' can start from it
+        "genome": json.dumps(point.get("genome"), sort_keys=True, separators=(",", ":")),
         "generation": str(point.get("generation")),
         "parents": json.dumps(point.get("parents", [])),
         "objectives": json.dumps(point["objectives"]),
@@ -112,7 +114,7 @@ def promote(search_id: str, *, runs_dir: str | Path = "evodiff-runs", pick: str 
         "pick": pick,
         "fidelity": fidelity,
     }
-    run_tags = dict(tags)
+    run_tags = {k: v for k, v in tags.items() if k != "genome"}   # run tags are capped at 8000 chars
     if parent:
         run_tags["mlflow.parentRunId"] = parent
     run = client.create_run(exp_id, run_name=f"promote-{point['key'][:12]}", tags=run_tags)

@@ -34,12 +34,15 @@ def test_baseline_prints_the_reference_genome(capsys):
 def test_evaluate_prints_fitness_json(tmp_path, capsys):
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(TINY))
-    assert main(["evaluate", str(path), "--fidelity", "quick", "--threads", "1", "--seed", "1"]) == 0
+    grid = tmp_path / "samples.png"
+    assert main(["evaluate", str(path), "--fidelity", "quick", "--threads", "1", "--seed", "1",
+                 "--samples", str(grid)]) == 0
     out = capsys.readouterr()
     fit = Fitness.from_dict(json.loads(out.out))
     assert fit.feasible and set(fit.objectives) == {"quality_fd", "latency_ms", "memory_mb"}
     assert fit.extras["fidelity"] == "quick" and fit.extras["seed"] == 1
     assert "training" in out.err  # progress goes to stderr
+    assert "samples_png" not in out.out and grid.read_bytes().startswith(b"\x89PNG")   # the image, as a file
 
 
 @pytest.mark.parametrize("content, message", [

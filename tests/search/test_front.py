@@ -51,7 +51,8 @@ def test_front_json_has_exactly_the_documented_fields():
                         "objectives", "points"}
     assert doc["cache"] == {"hits": 1, "misses": 29, "waited": 0}
     (p,) = doc["points"]
-    assert set(p) == {"key", "objectives", "genome", "generation", "parents", "rung", "train_steps", "measured_on"}
+    assert set(p) == {"key", "objectives", "genome", "generation", "parents", "origin", "rung", "train_steps",
+                      "measured_on"}
     assert p["rung"] is None and p["train_steps"] is None          # single fidelity
     assert set(p["measured_on"]) == {"node", "device", "chip", "predicted"}
     assert validate_front(json.loads(json.dumps(doc))) == doc

@@ -28,7 +28,9 @@ from evodiff_ray.denoiser import build_denoiser
 from evodiff_ray.diffusion.fidelity import Fidelity, get_fidelity
 from evodiff_ray.diffusion.sampler import ddim_sample, sample_noise
 from evodiff_ray.diffusion.schedule import linear_schedule
-from evodiff_ray.diffusion.train import NonFiniteLoss, heldout_loss, train
+from evodiff_ray.metrics.samples import SAMPLES_EXTRA, grid_png
+from evodiff_ray.metrics.samples import encode as encode_grid
+from evodiff_ray.diffusion.train import NonFiniteLoss, heldout_loss, step_progress, train
 from evodiff_ray.core.errors import UsageError
 from evodiff_ray.core.fitness import Fitness
 from evodiff_ray.genome import Genome
@@ -152,7 +154,8 @@ class DiffusionBench:
             state["stage"] = "train"
             self.progress(f"training {genome.key()[:12]} ({extras['params']:,} params) at {fid.name}: "
                           f"{fid.train_steps} steps")
-            result = train(net, self.dataset.train, self.schedule, fid, seed, on_step=check)
+            on_step = step_progress(self.progress, fid.train_steps, f"training {genome.key()[:12]}", then=check)
+            result = train(net, self.dataset.train, self.schedule, fid, seed, on_step=on_step)
             extras["train_loss"] = result.final_loss
             extras["train_seconds"] = result.seconds
             fd = self._quality(result.model, genome, seed, state, check, extras)
@@ -295,6 +298,8 @@ class DiffusionBench:
             raise FloatingPointError("sampler produced non-finite images")
         fd = frechet_distance(feature_stats(self.feature_net, images), self.real_stats)
         extras["sample_seconds"] = time.perf_counter() - t0
+        # what FD measured, to look at: the first samples (fixed noise seeds) as a small PNG
+        extras[SAMPLES_EXTRA] = encode_grid(grid_png(images))
         return fd
 
     def _device_objectives(self, model, genome: Genome, seed: int, state: dict, check,

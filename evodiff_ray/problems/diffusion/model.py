@@ -58,7 +58,7 @@ def train_model(genome: Genome, settings: DiffusionSettings, *, models_dir: str 
     from evodiff_ray.data import load_dataset
     from evodiff_ray.denoiser import build_denoiser
     from evodiff_ray.diffusion.schedule import linear_schedule
-    from evodiff_ray.diffusion.train import train
+    from evodiff_ray.diffusion.train import step_progress, train
 
     progress = progress or (lambda message: None)
     models_dir = Path(models_dir)
@@ -74,7 +74,8 @@ def train_model(genome: Genome, settings: DiffusionSettings, *, models_dir: str 
         torch.manual_seed(settings.seed)
         net = build_denoiser(genome, in_channels=ds.channels)
         progress(f"training {genome.key()[:12]} at {fid.name} fidelity ({fid.train_steps} steps)")
-        result = train(net, ds.train, linear_schedule(), fid, settings.seed)
+        result = train(net, ds.train, linear_schedule(), fid, settings.seed,
+                       on_step=step_progress(progress, fid.train_steps, f"training {genome.key()[:12]}"))
         folder.mkdir(parents=True, exist_ok=True)
         tmp = weights.with_suffix(".tmp")
         torch.save(result.model.state_dict(), tmp)

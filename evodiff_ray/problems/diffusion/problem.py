@@ -84,6 +84,7 @@ class DiffusionProblem(SearchProblem):
     """
 
     name = "diffusion"
+    produces_models = True   # train_model gives a servable pyfunc (registered at the end of a search)
     objective_names = OBJECTIVES
     #: what a preset means here, where evaluations train networks:
     #: quick = 6 + 2 x 6 = 18 candidates at the quick fidelity (about 4 minutes on 2 cores);
