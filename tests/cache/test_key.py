@@ -50,6 +50,7 @@ CHANGES = {
     "predictor_calibration": (PREDICT, {**predictor_for("m2-max").to_dict(),
                                         "latency_fit": LogLogFit(0.5, 0.9, 12).to_dict()}),
     "space": ({}, {"max_params": 50_000}),
+    "rungs": ({}, [0.25, 1, 4]),            # multi-fidelity: another schedule (warmup-stable-decay)
 }
 
 #: options the key names by what they resolve to on the measuring machine, not by their
