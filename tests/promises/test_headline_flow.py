@@ -60,7 +60,11 @@ def test_quick_preset_then_the_same_command_again(tmp_path, cli_env):
 
     # both searches are in the default MLflow store, finished, with a metric per generation
     client = MlflowClient(tracking_uri=f"sqlite:///{runs.resolve() / 'mlflow.db'}")
-    tracked = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    every = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    tracked = [r for r in every if "mlflow.parentRunId" not in r.data.tags]   # the searches' own runs
+    # and each search registered its knee (a child run of the search's run)
+    registered = [r for r in every if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(r.data.tags.get("registered_from_search") for r in registered) == sorted([dir1.name, dir2.name])
     assert sorted(r.data.tags["search_id"] for r in tracked) == sorted([dir1.name, dir2.name])
     for r in tracked:
         assert r.info.status == "FINISHED"

@@ -16,9 +16,17 @@ MINIMAL = {"parameters": {"base_channels": 4, "channel_mults": [1], "time_emb_di
            "connections": [], "generation": 1, "parents": []}
 
 
-def genome_with_steps(steps: int) -> dict:
-    """MINIMAL with ``sampler_steps`` network evaluations per sample (latency grows with it)."""
-    return {**MINIMAL, "parameters": {**MINIMAL["parameters"], "sampler_steps": int(steps)}}
+def genome_with_steps(steps: int, base_channels: int | None = None) -> dict:
+    """MINIMAL with ``sampler_steps`` network evaluations per sample (latency grows with it),
+    optionally wider (latency grows with that too)."""
+    params = {**MINIMAL["parameters"], "sampler_steps": int(steps)}
+    if base_channels is not None:
+        params["base_channels"] = int(base_channels)
+    layers = MINIMAL["layers"] if base_channels is None else [
+        {"kind": "conv", "side": "mid", "level": 0, "kernel": 3},
+        {"kind": "residual", "side": "mid", "level": 0},
+    ]
+    return {**MINIMAL, "parameters": params, "layers": layers}
 
 
 def register_version(tracking_uri: str, model: str, folder: Path, genome: dict | None = None, seed: int = 0,
