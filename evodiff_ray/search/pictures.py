@@ -18,7 +18,6 @@ from typing import Any, Sequence
 
 from evodiff_ray.core.evaluator import Task
 from evodiff_ray.evaluation.samples import grid_path
-from evodiff_ray.tracking.plots import fidelity_name, search_title
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,6 @@
 """The fitness cache through ``search()`` and the CLI, against real redis-servers."""
 
 import json
-import subprocess
 
 import pytest
 

@@ -24,7 +24,7 @@ def test_ui_serves_the_store_and_links_the_search_run(runs_dir, free_port, cli_e
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=cli_env,
                             cwd=runs_dir)
     try:
-        assert proc.stdout.readline().startswith(f"MLflow UI on sqlite:///")
+        assert proc.stdout.readline().startswith("MLflow UI on sqlite:///")
         assert proc.stdout.readline().strip() == f"search u1: http://127.0.0.1:{port}/{link}"
         deadline, run = time.monotonic() + 90, None
         while time.monotonic() < deadline and run is None:

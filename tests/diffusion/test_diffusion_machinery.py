@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from evodiff_ray.data import load_dataset
 from evodiff_ray.denoiser import build_denoiser
 from evodiff_ray.diffusion.fidelity import FIDELITIES, Fidelity, get_fidelity
-from evodiff_ray.diffusion.loss import EpsilonLoss, draw_noise
+from evodiff_ray.diffusion.loss import draw_noise
 from evodiff_ray.diffusion.sampler import ddim_sample, ddim_timesteps, sample_noise
 from evodiff_ray.diffusion.schedule import linear_schedule, q_sample
 from evodiff_ray.diffusion.train import NonFiniteLoss, heldout_loss, lr_at, train

@@ -1,7 +1,6 @@
 """Pure pieces of the serving loop: request bodies, encodings, routing, served-sample storage."""
 
 import io
-import json
 
 import numpy as np
 import pytest
