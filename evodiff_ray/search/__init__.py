@@ -232,7 +232,7 @@ def _run(config, problem, resume, checkpoint, evaluator, wrap_evaluator, front_s
 
 
 def _fidelity(problem) -> str | None:
-    from evodiff_ray.search.pictures import fidelity_name
+    from evodiff_ray.tracking.plots import fidelity_name
 
     try:
         return fidelity_name(problem.evaluation_settings(), problem.rung_count())

@@ -224,7 +224,8 @@ class SearchRun:
             reference: the problem's reference candidate, evaluated (shown beside the front).
             fidelity: the evaluation fidelity, for the pictures' titles.
         """
-        from evodiff_ray.search.pictures import REFERENCE_FILE, search_title, write_front_sheet
+        from evodiff_ray.search.pictures import REFERENCE_FILE, write_front_sheet
+        from evodiff_ray.tracking.plots import search_title
 
         front = self.save("finished")
         led = self.ledger
