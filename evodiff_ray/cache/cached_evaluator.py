@@ -26,7 +26,7 @@ from evodiff_ray.cache.claims import ClaimBook, Lookup
 from evodiff_ray.cache.connection import BACKLOG_LIMIT, ResilientConnection
 from evodiff_ray.cache.redis_cache import FitnessCache
 from evodiff_ray.cache.renewer import LeaseRenewer
-from evodiff_ray.core.evaluator import Evaluator, Outcome, Task
+from evodiff_ray.core.evaluator import Evaluator, EvaluatorWrapper, Outcome, Task
 from evodiff_ray.core.key import EvaluationSettings, cache_key_function
 
 __all__ = ["BACKLOG_LIMIT", "CachedEvaluator"]
@@ -44,7 +44,7 @@ class _Stats:
     lookup_s: float = 0.0
 
 
-class CachedEvaluator(Evaluator):
+class CachedEvaluator(EvaluatorWrapper):
     """Wraps ``inner`` with a :class:`FitnessCache`.
 
     Args:
@@ -62,7 +62,7 @@ class CachedEvaluator(Evaluator):
     def __init__(self, inner: Evaluator, cache: FitnessCache, settings: EvaluationSettings,
                  max_wait_delay_s: float = 2.0, reconnect_max_s: float = 30.0,
                  rung_settings: Callable[[int], EvaluationSettings] | None = None):
-        self.inner = inner
+        super().__init__(inner)
         self.cache = cache
         self.settings = settings
         self._plain_key = cache_key_function(settings)
@@ -85,11 +85,7 @@ class CachedEvaluator(Evaluator):
             fn = self._rung_keys[task.rung] = cache_key_function(self._rung_settings(task.rung))
         return fn(task.cache_key)
 
-    # -- Evaluator interface -------------------------------------------------------
-    @property
-    def capacity(self) -> int:
-        return self.inner.capacity
-
+    # -- Evaluator interface (capacity, worker facts and metrics pass through) -------
     @property
     def in_flight(self) -> int:
         return self.inner.in_flight + self.claims.riders + self.claims.waiting + len(self._ready)
@@ -145,14 +141,6 @@ class CachedEvaluator(Evaluator):
             "lookup_ms_per_key": 1000 * st.lookup_s / st.lookups if st.lookups else None,
         }
         return s
-
-    def metrics_tracker(self):
-        """The wrapped evaluator's metrics tracker (the cache adds none of its own)."""
-        return self.inner.metrics_tracker()
-
-    def worker_facts(self):
-        """The wrapped evaluator's workers' hardware facts."""
-        return self.inner.worker_facts()
 
     def close(self) -> None:
         self.release()

@@ -115,3 +115,44 @@ class Evaluator(ABC):
 
     def __exit__(self, *exc):
         self.close()
+
+
+class EvaluatorWrapper(Evaluator):
+    """An evaluator around another (STYLE principle 6: wrap, don't fork).
+
+    It holds ``inner`` and passes every call on, so a subclass overrides only what it
+    changes, and a hook declared on :class:`Evaluator` later is forwarded by every wrapper
+    at once instead of being forgotten by one.
+    """
+
+    def __init__(self, inner: Evaluator):
+        self.inner = inner
+
+    @property
+    def capacity(self) -> int:
+        return self.inner.capacity
+
+    @property
+    def in_flight(self) -> int:
+        return self.inner.in_flight
+
+    def submit(self, tasks: Sequence[Task]) -> None:
+        self.inner.submit(tasks)
+
+    def poll(self, timeout: float | None = None) -> list[Outcome]:
+        return self.inner.poll(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        return self.inner.stats()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def release(self) -> None:
+        self.inner.release()
+
+    def worker_facts(self) -> dict[str, Any] | None:
+        return self.inner.worker_facts()
+
+    def metrics_tracker(self) -> "Tracker | None":
+        return self.inner.metrics_tracker()

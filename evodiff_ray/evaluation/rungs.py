@@ -35,7 +35,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from evodiff_ray.core.evaluator import Evaluator, Outcome, Task
+from evodiff_ray.core.evaluator import Evaluator, EvaluatorWrapper, Outcome, Task
 from evodiff_ray.core.fitness import Fitness
 
 PROBE = -1
@@ -108,7 +108,7 @@ class _Counters:
     trained: dict[int, int] = field(default_factory=dict)   # rung -> candidates measured there
 
 
-class SuccessiveHalving(Evaluator):
+class SuccessiveHalving(EvaluatorWrapper):
     """Probe, then train in rungs, promoting the top ``1/eta`` at each rung.
 
     Args:
@@ -130,7 +130,7 @@ class SuccessiveHalving(Evaluator):
             raise ValueError("successive halving needs at least one rung")
         if eta <= 1:
             raise ValueError(f"eta must be > 1, got {eta}")
-        self.inner = inner
+        super().__init__(inner)
         self.rungs = rungs
         self.names = tuple(objective_names)
         self.eta = eta
@@ -145,11 +145,7 @@ class SuccessiveHalving(Evaluator):
         self._next_batch = 0
         self.counters = _Counters()
 
-    # -- Evaluator interface -------------------------------------------------------
-    @property
-    def capacity(self) -> int:
-        return self.inner.capacity
-
+    # -- Evaluator interface (the rest is passed on by EvaluatorWrapper) -------------
     @property
     def in_flight(self) -> int:
         return len(self._open)
@@ -176,18 +172,6 @@ class SuccessiveHalving(Evaluator):
         s["rungs"] = {"probed": self.counters.probed, "skipped": self.counters.skipped,
                       "trained": dict(sorted(self.counters.trained.items()))}
         return s
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def release(self) -> None:
-        self.inner.release()
-
-    def metrics_tracker(self):
-        return self.inner.metrics_tracker()
-
-    def worker_facts(self):
-        return self.inner.worker_facts()
 
     def restore(self, records: Sequence[dict[str, Any]]) -> None:
         """Take back the rankings of a search's told records (a resume, before any submit).

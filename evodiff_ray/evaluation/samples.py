@@ -14,9 +14,8 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any, Sequence
 
-from evodiff_ray.core.evaluator import Evaluator, Outcome, Task
+from evodiff_ray.core.evaluator import Evaluator, EvaluatorWrapper, Outcome
 from evodiff_ray.core.fitness import Fitness
 from evodiff_ray.metrics.samples import SAMPLES_EXTRA, SAMPLES_FILE_EXTRA, decode
 
@@ -50,7 +49,7 @@ def keep_grid(fitness: Fitness, key: str, run_dir: str | Path) -> Fitness:
     return dataclasses.replace(fitness, extras=extras)
 
 
-class SampleGrids(Evaluator):
+class SampleGrids(EvaluatorWrapper):
     """Wraps an evaluator; each outcome's grid goes to ``<run_dir>/samples/<key>.png``.
 
     Args:
@@ -59,35 +58,9 @@ class SampleGrids(Evaluator):
     """
 
     def __init__(self, inner: Evaluator, run_dir: str | Path):
-        self.inner = inner
+        super().__init__(inner)
         self.run_dir = Path(run_dir)
-
-    @property
-    def capacity(self) -> int:
-        return self.inner.capacity
-
-    @property
-    def in_flight(self) -> int:
-        return self.inner.in_flight
-
-    def submit(self, tasks: Sequence[Task]) -> None:
-        self.inner.submit(tasks)
 
     def poll(self, timeout: float | None = None) -> list[Outcome]:
         return [dataclasses.replace(o, fitness=keep_grid(o.fitness, o.task.key, self.run_dir))
                 for o in self.inner.poll(timeout)]
-
-    def stats(self) -> dict[str, Any]:
-        return self.inner.stats()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def release(self) -> None:
-        self.inner.release()
-
-    def metrics_tracker(self):
-        return self.inner.metrics_tracker()
-
-    def worker_facts(self):
-        return self.inner.worker_facts()
