@@ -106,6 +106,40 @@ def seeded_sampling(base, initial: Sequence[Any]):
     return SeededSampling()
 
 
+def history_elimination(inner, key, seen: set[str]):
+    """A pymoo duplicate elimination that also drops every candidate whose key is in ``seen``.
+
+    pymoo eliminates offspring that duplicate the current population or each other. A
+    candidate evaluated earlier and since dropped from the population, or still in flight
+    in async mode, is not in the population, so NSGA-II could propose it again and, with
+    the fitness cache off, pay for it twice. ``seen`` holds the key of every candidate
+    asked so far (:class:`NSGA2Strategy` adds them); pymoo's mating then draws again in
+    their place (up to its ``n_max_iterations``).
+
+    Args:
+        inner: the problem's duplicate elimination (None or a pymoo one).
+        key: the problem's content key of a candidate's ``X``.
+        seen: keys already asked.
+    """
+    from pymoo.core.duplicate import DuplicateElimination, NoDuplicateElimination
+
+    inner = inner if isinstance(inner, DuplicateElimination) else NoDuplicateElimination()
+
+    class HistoryDuplicateElimination(DuplicateElimination):
+        def do(self, pop, *args, return_indices=False, to_itself=True):
+            original = pop
+            if seen and len(pop):
+                pop = pop[[key(ind.X) not in seen for ind in pop]]
+            pop = inner.do(pop, *args, to_itself=to_itself) if len(pop) else pop
+            if not return_indices:
+                return pop
+            kept = set(pop)
+            return (pop, [i for i, ind in enumerate(original) if ind in kept],
+                    [i for i, ind in enumerate(original) if ind not in kept])
+
+    return HistoryDuplicateElimination()
+
+
 def make_algorithm(problem, pop_size: int, seed: int, n_offsprings: int | None = None,
                    initial: Sequence[Any] = ()):
     """NSGA-II set up for ask/tell on ``problem``.
@@ -212,6 +246,10 @@ class NSGA2Strategy(Strategy):
         self.objective_names = tuple(problem.objective_names)
         self.constraint_names = tuple(problem.constraint_names)
         self.algorithm = make_algorithm(problem, pop_size, seed, n_offsprings, initial)
+        self._key = problem.key
+        self._seen: set[str] = set()          # every key asked: never proposed again
+        mating = self.algorithm.mating
+        mating.eliminate_duplicates = history_elimination(mating.eliminate_duplicates, self._key, self._seen)
         self._asked = False
 
     @property
@@ -223,6 +261,7 @@ class NSGA2Strategy(Strategy):
         self._asked = True
         if pop is None:
             return []
+        self._seen.update(self._key(ind.X) for ind in pop)
         return [Candidate(ind.X, int(ind.get("n_gen") or 0), ind) for ind in pop]
 
     def tell(self, candidates: Sequence[Candidate], fitnesses: Sequence[Fitness]) -> None:

@@ -77,3 +77,53 @@ def test_rung_stratified_survival_ranks_like_with_like():
         ind.set("rung", None)
     plain = _rung_survival().do(problem, pop, n_survive=4)
     assert (3.0, 1.5) in {tuple(i.F) for i in plain} and (2.0, 2.0) not in {tuple(i.F) for i in plain}
+
+
+def _small_space_problem():
+    return make_problem("diffusion", {"space": {"base_channels": [8, 16], "channel_mults": [1, 2], "max_levels": 2,
+                                                "max_depth": 2, "max_stage_layers": 1, "time_emb_dims": [16],
+                                                "sampler_steps": [5], "norm_groups": [1], "heads": [1],
+                                                "kernels": [3], "activations": ["silu"],
+                                                "kind_weights": {"conv": 1.0}}})
+
+
+def _fake_fitness(problem, x):
+    """Deterministic, cheap objectives per key (no training)."""
+    h = int(problem.key(x)[:8], 16)
+    return Fitness({n: float((h >> (4 * i)) % 97) for i, n in enumerate(problem.objective_names)})
+
+
+def test_a_candidate_asked_once_is_never_asked_again_even_while_in_flight():
+    """Async shape: asks overlap tells; over a small space pymoo alone would repeat keys."""
+    from evodiff_ray.strategies import make_strategy
+
+    problem = _small_space_problem()
+    s = make_strategy("nsga2", problem, pop_size=8, n_offsprings=4, seed=3)
+    asked: list[str] = []
+    in_flight = s.ask()
+    asked += [problem.key(c.x) for c in in_flight]
+    for _ in range(12):
+        s.tell(in_flight[:4], [_fake_fitness(problem, c.x) for c in in_flight[:4]])
+        in_flight = in_flight[4:]
+        new = s.ask()
+        if not new:
+            break
+        asked += [problem.key(c.x) for c in new]
+        in_flight += new
+    assert len(asked) >= 16
+    assert len(asked) == len(set(asked)), "a key was asked twice"
+
+
+def test_without_the_history_pymoo_repeats_keys_here():
+    """The check above can fail: pymoo's own elimination lets evaluated keys come back."""
+    problem = _small_space_problem()
+    alg = nsga.make_algorithm(problem, 8, seed=3, n_offsprings=4)
+    asked = []
+    for _ in range(12):
+        pop = nsga.ask(alg)
+        if pop is None:
+            break
+        asked += [problem.key(ind.X) for ind in pop]
+        nsga.tell(alg, pop, [_fake_fitness(problem, ind.X) for ind in pop], problem.objective_names,
+                  problem.constraint_names)
+    assert len(asked) > len(set(asked))
