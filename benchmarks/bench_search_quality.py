@@ -45,6 +45,7 @@ from evodiff_ray.problems.diffusion.settings import OBJECTIVES
 SYSTEMS = ("mf", "nsga2", "random", "optuna", "tune")
 OURS = {"mf": ("nsga2", True), "nsga2": ("nsga2", False), "random": ("random", False), "optuna": ("optuna", False)}
 GRID = 60  # points on the common time / step grid of the curves
+_PROBLEMS: dict[str, Any] = {}  # the discovery worker's problems, one per fidelity
 
 
 def machine() -> dict[str, Any]:
@@ -207,7 +208,7 @@ def run_one(system: str, seed: int, args, out_dir: Path) -> Path:
     print(f"{system} seed {seed}: running for {args.budget_s:.0f} s on {args.workers} workers "
           f"(load {load_before[0]:.2f})", flush=True)
     doc = run_tune(seed, args) if system == "tune" else run_ours(system, seed, args)
-    doc.update(system=system, seed=seed, budget_s=args.budget_s, workers=args.workers, device=args.device,
+    doc.update(system=system, seed=seed, budget_s=args.budget_s, rungs=args.rungs if system == "mf" else None, workers=args.workers, device=args.device,
                fidelity=args.fidelity, pop=args.pop, mode=args.mode, machine=machine(),
                loadavg_before=load_before, loadavg_after=os.getloadavg())
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -257,6 +258,14 @@ def curve(rows: list[dict], ref_point: list[float], axis: str, grid: np.ndarray,
     return out
 
 
+def at_quick(row: dict, doc: dict) -> bool:
+    """Was this record's quality measured after exactly ``quick``'s training (the reference's)?"""
+    if row.get("rung") is None:
+        return True                                   # a single-fidelity run: every record is at quick
+    rungs = [float(x) for x in str(doc.get("rungs") or "0.25,1,4").split(",")]
+    return 0 <= row["rung"] < len(rungs) and rungs[row["rung"]] == 1.0
+
+
 def first_reach(xs: np.ndarray, ys: np.ndarray, target: float) -> float | None:
     hit = np.nonzero(ys >= target)[0]
     return float(xs[hit[0]]) if len(hit) else None
@@ -288,9 +297,11 @@ def report(args, out_dir: Path) -> dict[str, Any]:
             "evaluations": [sum(r["t"] <= d["budget_s"] for r in d["records"]) for d in docs],
             "train_steps": [sum(float(r.get("train_steps") or 0) for r in d["records"] if r["t"] <= d["budget_s"])
                             for d in docs],
+            # like with like: only records measured after the reference's training (quick)
             "dominate_reference": [int(sum(all(float(r["objectives"][n]) < float(ref["objectives"][n])
                                                for n in OBJECTIVES)
-                                           for r in d["records"] if r["feasible"] and r["t"] <= d["budget_s"]))
+                                           for r in d["records"]
+                                           if r["feasible"] and r["t"] <= d["budget_s"] and at_quick(r, d)))
                                    for d in docs],
             "loadavg": [d["loadavg_before"] for d in docs],
             "t_curve_median": np.median(t_curves, axis=0).tolist(),
@@ -316,47 +327,94 @@ def report(args, out_dir: Path) -> dict[str, Any]:
     doc = {"reference": ref, "reference_point": ref_point, "budget_s": budget, "t_grid": t_grid.tolist(),
            "s_grid": s_grid.tolist(), "systems": summary, "headline": headline, "multi_fidelity_saving": mf_saving,
            "machine": machine()}
-    if args.discovery and best:
-        doc["discovery"] = discovery(args, runs[best], ref, out_dir)
+    disc_path = out_dir / "discovery.json"
+    if args.discovery and best and (args.force or not disc_path.exists()):
+        disc_path.write_text(json.dumps(discovery(args, runs[best], ref, out_dir), indent=1, default=float))
+    if disc_path.exists():
+        doc["discovery"] = json.loads(disc_path.read_text())
     print_table(doc)
     plot(doc, out_dir.parent / "search_quality.png")
     (out_dir.parent / "search_quality.json").write_text(json.dumps(doc, indent=1, default=float))
     return doc
 
 
+def _discovery_worker_init(options: dict[str, Any]) -> None:
+    global _PROBLEMS
+    from evodiff_ray.problems import make_problem
+
+    _PROBLEMS = {}
+    for fidelity in ("quick", "standard"):
+        _PROBLEMS[fidelity] = make_problem("diffusion", {**options, "fidelity": fidelity, "threads": 1})
+        _PROBLEMS[fidelity].setup()
+
+
+def _discovery_evaluate(job: tuple[str, str, dict | None]) -> tuple[str, str, dict | None]:
+    """Train one genome (None: the reference UNet) straight through at one fidelity."""
+    from evodiff_ray.genome import Genome
+
+    key, fidelity, genome = job
+    problem = _PROBLEMS[fidelity]
+    fit = problem.evaluate(problem.baseline() if genome is None else Genome.from_dict(genome))
+    return key, fidelity, (dict(fit.objectives) if fit.feasible else None)
+
+
 def discovery(args, docs: list[dict], ref: dict, out_dir: Path) -> dict[str, Any]:
-    """Retrain the best run's front members and the reference at ``standard``; same seeds."""
+    """Retrain the best run's front members and the reference at ``quick`` and ``standard``.
+
+    Every model is trained straight through (no rungs, no continued weights) with the same
+    seeds, in ``args.workers`` processes of one torch thread each, so the reference and the
+    members are measured under the same conditions. At most ``--discovery-max`` members are
+    retrained: the front members with the lowest recorded FD (those that can come near the
+    reference), which the result states.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
     from scipy.stats import spearmanr
 
     from evodiff_ray.core.front import front_of
-    from evodiff_ray.genome import Genome
-    from evodiff_ray.problems import make_problem
 
     ref_point = reference_point(ref)
     best = max(docs, key=lambda d: hv(normalised([r for r in d["records"] if r["t"] <= d["budget_s"]], ref_point)))
-    recs = [{"key": r["key"], "fitness": {"feasible": r["feasible"], "objectives": r["objectives"]}, "x": r["genome"]}
+    recs = [{"key": r["key"], "fitness": {"feasible": r["feasible"], "objectives": r["objectives"]}, "x": r["genome"],
+             "rung": r.get("rung")}
             for r in best["records"] if r["t"] <= best["budget_s"] and r["feasible"]]
     front = front_of(recs, OBJECTIVES)
-    problem = make_problem("diffusion", {**problem_options(args), "fidelity": "standard", "threads": 1})
-    problem.setup()
-    ref_std = problem.evaluate(problem.baseline()).objectives
-    members = []
-    for r in front:
-        fit = problem.evaluate(Genome.from_dict(r["x"]))
-        members.append({"key": r["key"], "quick": r["fitness"]["objectives"],
-                        "standard": fit.objectives if fit.feasible else None})
-    ok = [m for m in members if m["standard"]]
+    front.sort(key=lambda r: float(r["fitness"]["objectives"]["quality_fd"]))
+    chosen = front[: args.discovery_max]
+    jobs = [("reference", f, None) for f in ("standard", "quick")]
+    jobs += [(r["key"], f, r["x"]) for r in chosen for f in ("standard", "quick")]
+    print(f"discovery: retraining the reference and {len(chosen)} of {len(front)} front members of "
+          f"{best['system']} seed {best['seed']} at quick and standard on {args.workers} processes", flush=True)
+    load_before = os.getloadavg()
+    t0 = time.time()
+    got: dict[tuple[str, str], dict | None] = {}
+    with ProcessPoolExecutor(args.workers, initializer=_discovery_worker_init,
+                             initargs=(problem_options(args),)) as pool:
+        for i, (key, fidelity, objectives) in enumerate(pool.map(_discovery_evaluate, jobs), 1):
+            got[key, fidelity] = objectives
+            print(f"  [{i}/{len(jobs)} {time.time() - t0:6.0f} s] {key[:10]} {fidelity:8} "
+                  f"{'infeasible' if objectives is None else {n: round(v, 2) for n, v in objectives.items()}}",
+                  flush=True)
+    ref_std, ref_quick = got["reference", "standard"], got["reference", "quick"]
+    members = [{"key": r["key"], "rung": r["rung"], "recorded": r["fitness"]["objectives"],
+                "quick": got[r["key"], "quick"], "standard": got[r["key"], "standard"]} for r in chosen]
+    ok = [m for m in members if m["standard"] and m["quick"]]
     close = [m for m in ok if m["standard"]["quality_fd"] <= 1.05 * ref_std["quality_fd"]]
     fastest = min(close, key=lambda m: m["standard"]["latency_ms"]) if close else None
     rho = spearmanr([m["quick"]["quality_fd"] for m in ok], [m["standard"]["quality_fd"] for m in ok]).statistic \
         if len(ok) >= 3 else None
     return {
-        "run": f"{best['system']}-seed{best['seed']}", "reference_standard": ref_std, "members": members,
+        "run": f"{best['system']}-seed{best['seed']}", "front_size": len(front), "retrained": len(chosen),
+        "chosen_by": f"lowest recorded FD, at most {args.discovery_max}",
+        "reference_standard": ref_std, "reference_quick": ref_quick, "members": members,
         "fastest_within_5pct_fd": fastest,
         "latency_ratio": None if not fastest else ref_std["latency_ms"] / fastest["standard"]["latency_ms"],
         "goal_latency_ratio": ">= 2",
+        "dominating_reference": [m["key"] for m in ok if all(m["standard"][n] < ref_std[n] for n in OBJECTIVES)],
         "any_dominates_reference": any(all(m["standard"][n] < ref_std[n] for n in OBJECTIVES) for m in ok),
         "spearman_quick_vs_standard_fd": None if rho is None else float(rho),
+        "wall_s": time.time() - t0, "workers": args.workers, "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(), "machine": machine(),
     }
 
 
@@ -416,6 +474,8 @@ def main() -> None:
     ap.add_argument("--force", action="store_true", help="rerun finished (system, seed) runs")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--discovery", action="store_true", help="retrain the best run's front at standard")
+    ap.add_argument("--discovery-max", type=int, default=16,
+                    help="retrain at most this many front members (those with the lowest recorded FD)")
     args = ap.parse_args()
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = sorted(set(systems) - set(SYSTEMS))
