@@ -154,6 +154,19 @@ class SearchProblem(ABC):
         n = len(X)
         return float(d.sum() / (n * (n - 1)) / np.sqrt(X.shape[1]))
 
+    def features(self, x) -> dict[str, float]:
+        """Numeric descriptors of a candidate for surrogate models (the ``rating`` predictor,
+        :mod:`evodiff_ray.evaluation.rating_model`), by name.
+
+        The default: a real-vector candidate's entries as ``x0, x1, ...``; none for other
+        encodings. A problem over structured candidates (genomes) names a few that matter.
+        """
+        try:
+            v = np.asarray(self.to_json(x), dtype=float).ravel()
+        except (TypeError, ValueError):
+            return {}
+        return {f"x{i}": float(a) for i, a in enumerate(v)} if v.ndim == 1 else {}
+
     def baseline(self) -> Any | None:
         """The hand-designed reference candidate that results are compared with, or None."""
         return None
@@ -166,7 +179,7 @@ class SearchProblem(ABC):
     produces_models: ClassVar[bool] = False
 
     def train_model(self, x, *, models_dir: str | Path, fidelity: str | None = None,
-                    progress: Callable[[str], None] | None = None) -> TrainedModel | None:
+                    progress: Callable[[str], None] | None = None, rung: int | None = None) -> TrainedModel | None:
         """Train candidate ``x`` into a model for the registry (``evodiff-ray promote``).
 
         Args:
@@ -174,6 +187,9 @@ class SearchProblem(ABC):
             models_dir: where trained weights may be kept and reused.
             fidelity: the problem's training budget (None: its choice for a model).
             progress: one-line progress messages.
+            rung: the multi-fidelity rung the candidate's quality was measured at; a problem
+                that keeps trained state per rung hands over that model instead of training
+                (None: train at ``fidelity``).
 
         Returns:
             The model, or None when this problem's candidates are not models (the default).

@@ -3,9 +3,11 @@
 The members are chosen by :func:`select_top`: the knee first (the most balanced trade-off),
 then the rest by crowding distance, most isolated first (the extremes of the front have an
 infinite crowding distance, so they come right after the knee), which spreads k models
-over the front. Each is trained by the search's problem
-(:meth:`~evodiff_ray.problems.SearchProblem.train_model`, at ``register_fidelity``, default
-the search's fidelity; weights trained before at that fidelity are reused), logged as a
+over the front. Each comes from the search's problem
+(:meth:`~evodiff_ray.problems.SearchProblem.train_model`): in a multi-fidelity search, the
+model measured at the member's rung, taken from the trunk store; where no stored weights
+serve, trained at ``register_fidelity``, default the search's fidelity (weights trained
+before at that fidelity are reused). It is logged as a
 pyfunc in a child run of the search's MLflow run, and registered as a version of the model
 ``evodiff-<search_id>`` with aliases ``knee`` and ``front-<i>``. Each version's tags hold
 the genome (so ``--seed-from models:/NAME@ALIAS`` can start a search from it), its
@@ -87,6 +89,7 @@ def version_tags(point: dict[str, Any], *, search_id: str, dataset_digest: str |
         fid = trained.get("fidelity") or {}
         tags["trained_fidelity"] = str(fid.get("name", ""))
         tags["trained_steps"] = str(fid.get("train_steps", ""))
+        tags["weights_from"] = f"trunk rung {trained.get('rung')}" if trained.get("from_trunk") else "trained"
     return tags
 
 
@@ -111,7 +114,7 @@ def register_front(front: dict[str, Any], problem, *, k: int, search_id: str, ru
     models = []
     for point in chosen:
         model = problem.train_model(problem.from_json(point["genome"]), models_dir=runs / MODELS_DIR,
-                                    fidelity=fidelity, progress=progress)
+                                    fidelity=fidelity, progress=progress, rung=point.get("rung"))
         if model is None:   # this problem's candidates are not models
             return []
         models.append(model)

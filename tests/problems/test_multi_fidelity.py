@@ -129,3 +129,41 @@ def test_rungs_for_a_problem_that_does_not_train_is_an_error(tmp_path, capsys):
                  "local", "--no-cache", "--no-tracking"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "rungs" in err and "\n" not in err
+
+
+@pytest.mark.slow
+def test_registration_takes_the_measured_model_from_the_trunk_store(tmp_path, feature_cache):
+    """train_model(rung=r) hands over the model measured at r: the stored trunk plus its decay
+    branch, equal to training straight through; without a stored trunk it trains."""
+    import torch
+
+    from evodiff_ray.data import load_dataset
+    from evodiff_ray.denoiser import build_denoiser
+    from evodiff_ray.diffusion import wsd
+    from evodiff_ray.diffusion.schedule import linear_schedule
+
+    g = baseline_genome()
+    p = _problem(feature_cache)
+    p.evaluate_rung(g, 0)
+    p.evaluate_rung(g, 1)
+    recipe, seed = p.settings.rung_recipe, p.settings.seed
+    said: list[str] = []
+    model = p.train_model(g, models_dir=tmp_path / "models", fidelity="smoke", rung=1, progress=said.append)
+    assert model.meta["from_trunk"] and model.meta["rung"] == 1
+    assert model.meta["fidelity"]["train_steps"] == recipe.budget(1)
+    assert any("trunk" in m for m in said)
+    got = torch.load(model.artifacts["weights"], map_location="cpu", weights_only=True)
+
+    ds = load_dataset(p.settings.dataset, resolution=p.settings.resolution)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = build_denoiser(g, ds.channels)
+    state = wsd.start(net, ds.train.shape[0], recipe.fidelity, seed)
+    wsd.advance(state, ds.train, linear_schedule(), recipe, recipe.trunk_steps(1))
+    straight = wsd.branch(state, ds.train, linear_schedule(), recipe, 1).state_dict()
+    assert got.keys() == straight.keys()
+    assert all(torch.equal(got[k], straight[k]) for k in got)
+
+    # no trunk stored at rung 2: trained at the given fidelity instead
+    trained = p.train_model(g, models_dir=tmp_path / "models", fidelity="smoke", rung=2)
+    assert not trained.meta.get("from_trunk") and trained.meta["fidelity"]["name"] == "smoke"

@@ -91,3 +91,40 @@ def test_vector_problems_register_nothing(runs_dir):
                                       "search_id": "z", "runs_dir": str(runs_dir), "no_cache": True,
                                       "tracking_uri": uri}))
     assert r.points and not (r.run_dir / "registered.json").exists()
+
+
+def test_version_tags_say_where_the_weights_came_from():
+    from evodiff_ray.tracking.registration import version_tags
+
+    point = {"key": "ab" * 32, "genome": {}, "objectives": {"quality_fd": 1.0}, "rung": 2, "train_steps": 1600}
+    from_trunk = version_tags(point, search_id="s", dataset_digest="d", trained={
+        "fidelity": {"name": "quick@rung2", "train_steps": 1600}, "from_trunk": True, "rung": 2})
+    assert from_trunk["weights_from"] == "trunk rung 2" and from_trunk["trained_steps"] == "1600"
+    trained = version_tags(point, search_id="s", dataset_digest="d",
+                           trained={"fidelity": {"name": "quick", "train_steps": 400}})
+    assert trained["weights_from"] == "trained" and trained["rung"] == "2"
+
+
+class _RecordingProblem:
+    """Stands in for a problem to see what register_front asks of it (a problem whose
+    candidates are not models: it returns None, so nothing is registered)."""
+
+    def __init__(self):
+        self.asked = []
+
+    def from_json(self, x):
+        return x
+
+    def train_model(self, x, **kw):
+        self.asked.append(kw)
+        return None
+
+
+def test_register_front_asks_for_the_members_rung():
+    from evodiff_ray.tracking.registration import register_front
+
+    problem = _RecordingProblem()
+    front = {"objectives": ["a", "b"], "points": [{"key": "k1", "genome": {}, "objectives": {"a": 1, "b": 2},
+                                                   "rung": 2}]}
+    assert register_front(front, problem, k=1, search_id="s", runs_dir="/nonexistent", tracking_uri="x") == []
+    assert problem.asked[0]["rung"] == 2 and problem.asked[0]["fidelity"] is None

@@ -194,6 +194,23 @@ class DiffusionProblem(SearchProblem):
         """The architecture key (lineage excluded, so a re-discovered genome is a cache hit)."""
         return _genome_of(x).key()
 
+    def features(self, x) -> dict[str, float]:
+        """A genome's shape in a few numbers (for the ``rating`` predictor): depth, levels,
+        width, sampler steps, attention layers, skip connections and log10 parameters."""
+        from evodiff_ray.cost import estimate
+
+        g = _genome_of(x)
+        try:
+            log_params = math.log10(max(1, estimate(g).params))
+        except (ValueError, KeyError, ZeroDivisionError):   # a shape the cost model cannot lay out
+            log_params = math.nan                            # (the predictor imputes an unknown value)
+        return {"depth": float(g.depth), "levels": float(g.levels),
+                "base_channels": float(g.parameters["base_channels"]),
+                "sampler_steps": float(g.parameters["sampler_steps"]),
+                "attention": float(sum(layer["kind"] == "attention" for layer in g.layers)),
+                "connections": float(len(g.connections)),
+                "log10_params": log_params}
+
     def dataset_digest(self) -> str:
         """The dataset's digest (loads the dataset once; cheap for ``digits``)."""
         return self.evaluation_settings().dataset_digest
@@ -228,12 +245,34 @@ class DiffusionProblem(SearchProblem):
         return [CalibrationTracker(chip=self.chip, batch=self.settings.latency_batch,
                                    resolution=self.space.resolution, in_channels=self.space.in_channels)]
 
-    def train_model(self, x, *, models_dir, fidelity: str | None = None, progress=None):
-        """Train the genome at ``fidelity`` (None: ``full``) into a pyfunc that samples images."""
-        from evodiff_ray.problems.diffusion.model import train_model
+    def train_model(self, x, *, models_dir, fidelity: str | None = None, progress=None, rung: int | None = None):
+        """The genome as a pyfunc that samples images: taken from its stored multi-fidelity
+        trunk at ``rung`` when there is one (the model the search measured), otherwise
+        trained at ``fidelity`` (None: ``full``)."""
+        from evodiff_ray.problems.diffusion.model import model_from_trunk, train_model
 
-        return train_model(_genome_of(x), self.settings, models_dir=models_dir, fidelity=fidelity or "full",
+        genome = _genome_of(x)
+        if rung is not None and rung >= 0 and self.rung_count() > 0:
+            model = model_from_trunk(genome, self.settings, store=self.trunk_store(),
+                                     trunk_key=self.trunk_key(genome), rung=rung, models_dir=models_dir,
+                                     progress=progress)
+            if model is not None:
+                return model
+        return train_model(genome, self.settings, models_dir=models_dir, fidelity=fidelity or "full",
                            progress=progress)
+
+    def trunk_store(self):
+        """Where this problem's multi-fidelity trunks are kept (``<cache_dir>/trunks``)."""
+        from evodiff_ray.diffusion.trunk_store import TrunkStore
+        from evodiff_ray.metrics.quality import cache_dir as default_cache_dir
+
+        return TrunkStore(Path(self.cache_dir or default_cache_dir()) / "trunks")
+
+    def trunk_key(self, genome: Genome) -> str:
+        """The genome's trunk key: its key under the quality part of the settings."""
+        from evodiff_ray.core.key import evaluation_key
+
+        return evaluation_key(genome.key(), self.rung_settings(0))
 
     # -- actor side ----------------------------------------------------------------
     def setup(self, progress=None) -> None:
@@ -291,13 +330,7 @@ class DiffusionProblem(SearchProblem):
             return self._with_constraints(genome, fit)
         if rung >= self.rung_count():
             raise ValueError(f"rung {rung} is beyond the last rung ({self.rung_count() - 1})")
-        from evodiff_ray.core.key import evaluation_key
-        from evodiff_ray.diffusion.trunk_store import TrunkStore
-        from evodiff_ray.metrics.quality import cache_dir as default_cache_dir
-
-        trunk_key = evaluation_key(genome.key(), self.rung_settings(0))
-        store = TrunkStore(Path(self.cache_dir or default_cache_dir()) / "trunks")
-        return self.evaluator.train_rung(genome, rung, store=store, trunk_key=trunk_key)
+        return self.evaluator.train_rung(genome, rung, store=self.trunk_store(), trunk_key=self.trunk_key(genome))
 
     def evaluate(self, x) -> Fitness:
         """Train and measure; reject at once what the space's limits or the target's
