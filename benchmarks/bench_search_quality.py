@@ -107,12 +107,17 @@ def run_ours(system: str, seed: int, args) -> dict[str, Any]:
         "problem": "diffusion", "problem_options": problem_options(args), "strategy": strategy,
         "pop_size": args.pop, "seed": seed, "workers": args.workers, "max_seconds": args.budget_s,
         "mode": args.mode, "runs_dir": runs, "no_cache": True, "no_tracking": True,
+        "no_reference": True,   # measured once for the whole benchmark (reference.json)
     }
     if multi_fidelity:
         overrides["rungs"] = args.rungs
     config = load_config(overrides=overrides)
     t0 = time.time()
-    result = search(config)
+    from evodiff_ray.cli.search import ProgressPrinter
+
+    # live progress: a line per finished evaluation and per told batch, at most every --progress-s
+    printer = ProgressPrinter(config.mode, every_s=args.progress_s, live=False, line_every_s=args.progress_s)
+    result = search(config, trackers=[printer] if args.progress_s > 0 else [])
     rows = []
     for r in result.records:
         fit = r["fitness"]
@@ -165,12 +170,26 @@ def run_tune(seed: int, args) -> dict[str, Any]:
     os.environ.pop("RAY_ADDRESS", None)
     t0 = time.time()                    # like ours, the clock includes starting Ray
     ray.init(address="local", num_cpus=args.workers, include_dashboard=False)
+
+    class Progress(tune.Callback):
+        """A line per finished trial, at most every --progress-s (Tune's own table is off)."""
+
+        last, done = 0.0, 0
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            Progress.done += 1
+            if args.progress_s > 0 and time.time() - Progress.last >= args.progress_s:
+                Progress.last = time.time()
+                print(f"  tune: {Progress.done} trials finished, {time.time() - t0:.0f} s of "
+                      f"{args.budget_s:.0f}", flush=True)
+
     try:
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": 1}),
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1, max_concurrent_trials=args.workers,
                                         time_budget_s=args.budget_s),
-            run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(prefix="bench-sq-tune-"), verbose=0),
+            run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(prefix="bench-sq-tune-"), verbose=0,
+                                      callbacks=[Progress()]),
         )
         grid = tuner.fit()
     finally:
@@ -473,6 +492,8 @@ def main() -> None:
     ap.add_argument("--out-dir", default="benchmarks/results/search_quality")
     ap.add_argument("--force", action="store_true", help="rerun finished (system, seed) runs")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--progress-s", type=float, default=30.0,
+                    help="least seconds between live progress lines of a run (0: none)")
     ap.add_argument("--discovery", action="store_true", help="retrain the best run's front at standard")
     ap.add_argument("--discovery-max", type=int, default=16,
                     help="retrain at most this many front members (those with the lowest recorded FD)")
