@@ -101,6 +101,11 @@ class Evaluator(ABC):
         the search's trackers; None by default."""
         return None
 
+    def restore(self, records: Sequence[dict[str, Any]]) -> None:
+        """Take back the state a resumed search's told records imply (called once, before
+        any submit; e.g. the multi-fidelity rankings). Nothing by default; a wrapper restores
+        its own state and passes the call on."""
+
     def evaluate(self, tasks: Sequence[Task], poll_s: float = 1.0) -> list[Outcome]:
         """Evaluate ``tasks`` and wait for all of them; outcomes in the order of ``tasks``."""
         self.submit(tasks)
@@ -156,3 +161,6 @@ class EvaluatorWrapper(Evaluator):
 
     def metrics_tracker(self) -> "Tracker | None":
         return self.inner.metrics_tracker()
+
+    def restore(self, records: Sequence[dict[str, Any]]) -> None:
+        self.inner.restore(records)

@@ -90,6 +90,10 @@ def not_worth_training(cheap: Sequence[float], finished: np.ndarray, margin: flo
     return bool(finished[dom, 0].min() <= (1.0 + margin) * finished[:, 0].min())
 
 
+#: the reason of a candidate the cheap objectives ruled out
+NOT_TRAINED = "not trained"
+
+
 @dataclass
 class _Candidate:
     task: Task
@@ -180,6 +184,9 @@ class SuccessiveHalving(EvaluatorWrapper):
         that arrive after the resume only, and would train candidates that the cheap
         objectives rule out against the finished ones.
 
+        The counters of :meth:`stats` are rebuilt from the records as well, so a resumed
+        search reports what the whole search did.
+
         Args:
             records: the ledger's records (``ordinal`` and ``fitness`` as JSON), whose
                 ``extras["rung_quality"]`` this wrapper wrote.
@@ -187,6 +194,13 @@ class SuccessiveHalving(EvaluatorWrapper):
         quality, *cheap = self.names
         for r in records:
             fit = Fitness.from_dict(r["fitness"])
+            self.counters.probed += 1
+            reached = fit.extras.get("rung")
+            if isinstance(reached, int) and reached >= 0:
+                for rung in range(reached + 1):
+                    self.counters.trained[rung] = self.counters.trained.get(rung, 0) + 1
+            elif (fit.reason or "").startswith(NOT_TRAINED):
+                self.counters.skipped += 1
             qualities = fit.extras.get("rung_quality")
             if not isinstance(qualities, list) or not qualities:
                 continue                   # probed only, or skipped: never ranked
@@ -195,6 +209,7 @@ class SuccessiveHalving(EvaluatorWrapper):
                 self._at_rung.setdefault(rung, {})[int(r["ordinal"])] = [float(q)] + row_cheap
             if fit.feasible:
                 self._finished.append([float(fit.objectives[quality])] + row_cheap)
+        self.inner.restore(records)
 
     # -- the rung machine ----------------------------------------------------------
     def _on_result(self, o: Outcome) -> None:
@@ -213,7 +228,7 @@ class SuccessiveHalving(EvaluatorWrapper):
                     [fit.objectives[n] for n in cheap], np.array(self._finished).reshape(-1, 3), self.margin):
                 self.counters.skipped += 1
                 return self._finish(c, Fitness.infeasible(
-                    self.names, "not trained: latency and memory dominated by a finished candidate of "
+                    self.names, f"{NOT_TRAINED}: latency and memory dominated by a finished candidate of "
                     "near-best quality", constraint_names=tuple(fit.constraints), transient=True,
                     measured_on=fit.measured_on,
                     extras={"rung": PROBE, "train_steps": 0, **{f"probe_{n}": fit.objectives[n] for n in cheap}}),

@@ -183,11 +183,8 @@ class SearchRun:
                 raise UsageError(f"checkpoint was made with {k}={saved.get(k)!r}, not {v!r}; "
                                  "resume with the saved config")
         self.ledger.replay(state.events)
-        from evodiff_ray.evaluation.rungs import SuccessiveHalving
-
-        if isinstance(self.evaluator, SuccessiveHalving):
-            # multi-fidelity: later rungs are ranked against every told result, as before the stop
-            self.evaluator.restore(self.ledger.records)
+        # e.g. multi-fidelity: later rungs are ranked against every told result, as before the stop
+        self.evaluator.restore(self.ledger.records)
         self._elapsed_before = float(state.meta.get("elapsed_s", 0.0))
         self._t0 = time.monotonic()
 

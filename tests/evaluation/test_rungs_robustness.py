@@ -9,6 +9,7 @@ from pathlib import Path
 from evodiff_ray.core.evaluator import Evaluator, Task
 from evodiff_ray.evaluation.local import LocalEvaluator
 from evodiff_ray.evaluation.rungs import SuccessiveHalving
+from evodiff_ray.evaluation.samples import SampleGrids
 
 sys.path.insert(0, str(Path(__file__).parent))
 from rung_problem import RungProblem  # noqa: E402
@@ -43,8 +44,10 @@ def test_a_restored_halving_decides_like_the_uninterrupted_one(tmp_path):
     assert [r["fitness"]["extras"]["rung_quality"] for r in records][0] == [
         before[0].fitness.extras["rung_quality"][r] for r in range(3)]
     resumed = halving()
-    resumed.restore(records)
+    # through the outer wrapper, as the search stacks them (the restore hook is passed on)
+    SampleGrids(resumed, tmp_path / "run").restore(records)
     assert _rungs(resumed.evaluate(_tasks(problem, later, first=3))) == after
+    assert resumed.stats()["rungs"] == whole.stats()["rungs"]    # the counters cover the whole search
 
     # without the records, the later batch would be ranked only against itself
     forgetful = _rungs(halving().evaluate(_tasks(problem, later, first=3)))
