@@ -132,6 +132,11 @@ class SearchConfig:
     seed_from: str | None = option(
         None, help="warm start: put SEARCH_ID's front, the genomes of FILE.json, or the genome of "
                    "models:/NAME@ALIAS into the initial population", metavar="SOURCE", group="search")
+    rating_from: str | None = option(
+        None, help="add the objective 'rating' = 5 - mean user rating (minimised) from the ratings the serving "
+                   "loop stored for registered model MODEL_NAME's versions (in --redis-url's Redis), joined to their "
+                   "genomes; unrated candidates get a Gaussian-process prediction with its std",
+        metavar="MODEL_NAME", group="search")
     register_top: int = option(
         1, help="at the end, register the front's top K (knee first, then by crowding) in MLflow's "
                 "model registry, for problems whose candidates are models; 0: none",
@@ -376,6 +381,11 @@ def finalize(config: SearchConfig) -> SearchConfig:
         raise UsageError("runs_dir must not be empty")
     _check_services(config)
     _problem_settings(config)
+    if config.rating_from is not None:
+        config.rating_from = config.rating_from.strip()
+        if not config.rating_from or "'" in config.rating_from or "\n" in config.rating_from:
+            raise UsageError(f"rating_from must name a registered model (no quotes or line breaks), "
+                             f"got {config.rating_from!r}")
     if not config.search_id:
         config.search_id = new_search_id(config.problem)
     elif not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", config.search_id):

@@ -31,12 +31,26 @@ def format_front(front: dict[str, Any], fmt: str = "table") -> str:
         return front_csv({**front, "points": points}).rstrip("\n")
     header = (f"search {front['search_id']} ({front['status']}): generation {front['generation']}, "
               f"{front['evaluations']} evaluations, {len(points)} points on the front")
+    head = ["key", "gen", *names]
     rows = [[p["key"][:12], p["generation"], *[f"{p['objectives'][n]:.6g}" for n in names]] for p in points]
     if any(p.get("rung") is not None for p in points):   # multi-fidelity: say where quality was measured
-        return header + "\n" + format_table(
-            ["key", "gen", *names, "rung", "steps"],
-            [[*row, p.get("rung"), p.get("train_steps")] for row, p in zip(rows, points)])
-    return header + "\n" + format_table(["key", "gen", *names], rows)
+        head += ["rung", "steps"]
+        rows = [[*row, p.get("rung"), p.get("train_steps")] for row, p in zip(rows, points)]
+    if any("rating" in p for p in points):   # --rating-from: say which ratings are human and which predicted
+        head += ["rated by"]
+        rows = [[*row, rated_by(p.get("rating"))] for row, p in zip(rows, points)]
+    return header + "\n" + format_table(head, rows)
+
+
+def rated_by(rating: dict[str, Any] | None) -> str:
+    """``human (12, ±0.29)``, ``predicted (±0.61)`` or ``-`` (pure)."""
+    if not rating:
+        return "-"
+    std = rating.get("std")
+    spread = f"±{std:.2g}" if isinstance(std, (int, float)) else "±?"
+    if rating.get("source") == "human":
+        return f"human ({rating.get('n')}, {spread})"
+    return f"{rating.get('source')} ({spread})"
 
 
 class FrontCommand(Command):

@@ -95,12 +95,16 @@ def front_json(
     ``evaluations`` counts the candidates whose fitness the search obtained;
     ``cache.misses`` those it evaluated. ``rung`` and ``train_steps`` say at which
     multi-fidelity rung and after how many training steps a point's quality was measured
-    (null for a single-fidelity search).
+    (null for a single-fidelity search). A search with the ``rating`` objective
+    (``--rating-from``) adds ``"rating": {"source": "human"|"predicted", "mean", "std", "n"}``
+    to each point: where its rating came from, the mean rating (1-5), its uncertainty (the
+    standard error of a human mean, the predictor's std) and how many ratings.
     """
     points = []
     for r in front_records:
         fit = r["fitness"]
         m = fit.get("measured_on", {})
+        rating = rating_of(fit.get("extras", {}))
         points.append({
             "key": r["key"],
             "objectives": {n: _num(fit["objectives"][n]) for n in objective_names},
@@ -118,6 +122,7 @@ def front_json(
                 "chip": m.get("chip"),
                 "predicted": list(m.get("predicted", [])),
             },
+            **({"rating": rating} if rating is not None else {}),
         })
     return {
         "search_id": search_id,
@@ -131,22 +136,35 @@ def front_json(
     }
 
 
+def rating_of(extras: dict[str, Any]) -> dict[str, Any] | None:
+    """A record's rating provenance (``evaluation.rating`` writes these extras), or None."""
+    if "rating_source" not in extras:
+        return None
+    return {"source": extras["rating_source"], "mean": extras.get("rating_mean"),
+            "std": extras.get("rating_std"), "n": extras.get("rating_n")}
+
+
 def front_csv(front: dict[str, Any]) -> str:
     """The front's points as CSV: key, generation, one column per objective, rung, training
-    steps (multi-fidelity; empty otherwise), node, device.
+    steps (multi-fidelity; empty otherwise), node, device; with a ``rating`` objective also
+    ``rating_source`` and ``rating_std``.
 
     Which objectives were predicted is in the front JSON's ``measured_on``."""
     import csv
     import io
 
     names = front.get("objectives", [])
+    rated = any("rating" in p for p in front.get("points", []))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["key", "generation", *names, "rung", "train_steps", "node", "device"])
+    w.writerow(["key", "generation", *names, "rung", "train_steps", "node", "device",
+                *(["rating_source", "rating_std"] if rated else [])])
     for p in front.get("points", []):
         m = p.get("measured_on") or {}
+        rating = p.get("rating") or {}
         w.writerow([p["key"], p.get("generation", ""), *[repr(p["objectives"].get(n)) for n in names],
-                    _blank(p.get("rung")), _blank(p.get("train_steps")), m.get("node"), m.get("device")])
+                    _blank(p.get("rung")), _blank(p.get("train_steps")), m.get("node"), m.get("device"),
+                    *([_blank(rating.get("source")), _blank(rating.get("std"))] if rated else [])])
     return buf.getvalue()
 
 

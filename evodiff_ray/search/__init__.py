@@ -165,7 +165,11 @@ def _search(config, problem, resume, evaluator, wrap_evaluator, front_store, tra
     from evodiff_ray.search.seeds import load_or_resolve
 
     initial = load_or_resolve(config, problem, resume=resume)   # --seed-from: fails before anything starts
-    _strategy(config, problem, config.n_offsprings, initial)   # an unfit strategy fails before anything starts
+    from evodiff_ray.search.ratings import load_rating
+
+    rating = load_rating(config, problem, resume=resume)        # --rating-from: fails before anything starts
+    searched = rating.problem(problem) if rating is not None else problem
+    _strategy(config, searched, config.n_offsprings, initial)   # an unfit strategy fails before anything starts
     config.write(run_dir / CONFIG_FILE)
     from evodiff_ray.search.services import search_services
 
@@ -174,16 +178,26 @@ def _search(config, problem, resume, evaluator, wrap_evaluator, front_store, tra
             services.notes.append(f"warm start: {len(initial)} seeds from {config.seed_from}"
                                   + (f"; the first {config.pop_size} fill the population (--pop)"
                                      if len(initial) > config.pop_size else ""))
+        if rating is not None:
+            m = rating.model
+            services.notes.append(f"objective rating = 5 - mean user rating of {config.rating_from!r}: human for "
+                                  f"{len(rating.human)} rated genomes, else predicted (a Gaussian process on "
+                                  f"{m.rows} of them, with its std); snapshot in {config.run_dir}/ratings.json")
         for note in services.notes:
             for t in trackers:
                 t.note(note)
         return _run(config, problem, resume, checkpoint, evaluator,
                     wrap_evaluator or services.wrap_evaluator,
-                    front_store or services.front_store, [*trackers, *services.trackers], initial)
+                    front_store or services.front_store, [*trackers, *services.trackers], initial, rating)
 
 
 def _run(config, problem, resume, checkpoint, evaluator, wrap_evaluator, front_store, trackers,
-         initial=()) -> SearchResult:
+         initial=(), rating=None) -> SearchResult:
+    """Wrap the evaluator (cache, rungs, rating, grids: innermost first) and run the loop.
+
+    ``problem`` is the one evaluated (the pool, cache and rungs see its objectives);
+    the strategy and ledger see it with ``rating`` appended when ``rating`` is given.
+    """
     owned = evaluator is None
     if evaluator is None:
         evaluator = build_evaluator(config, problem)
@@ -202,12 +216,16 @@ def _run(config, problem, resume, checkpoint, evaluator, wrap_evaluator, front_s
 
         evaluator = SuccessiveHalving(evaluator, problem.rung_count(), problem.objective_names, eta=config.eta,
                                       asynchronous=config.mode == "async")
+    searched = problem
+    if rating is not None:   # outside the cache and the rungs: a rating is never cached with the fitness
+        evaluator = rating.wrap(evaluator)
+        searched = rating.problem(problem)
     from evodiff_ray.evaluation.samples import SampleGrids
 
     evaluator = SampleGrids(evaluator, config.run_dir)   # sample grids to files before anything records them
     try:
         n_offsprings = offspring_per_ask(config, evaluator)
-        ledger = Ledger(problem, _strategy(config, problem, n_offsprings, initial))
+        ledger = Ledger(searched, _strategy(config, searched, n_offsprings, initial))
         run = SearchRun(config, ledger, evaluator, front_store=front_store or FileFrontStore(config.runs_dir),
                         trackers=trackers, checkpoint=checkpoint, n_offsprings=n_offsprings)
         if resume:

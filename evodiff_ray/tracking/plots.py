@@ -15,6 +15,7 @@ UNITS = {
     "quality_fd": "quality: Fréchet distance (lower is better)",
     "latency_ms": "sampling latency (ms)",
     "memory_mb": "peak sampling memory (MiB)",
+    "rating": "rating gap: 5 - mean user rating (lower is better)",
 }
 
 
