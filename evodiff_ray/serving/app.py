@@ -152,7 +152,8 @@ class Gateway:
             if images is not None:
                 # float16 bytes behind a shape header, never pickles (see serving/quality.py)
                 pipe.lpush(self.keys.samples(version), encode_samples(images))
-                pipe.ltrim(self.keys.samples(version), 0, SAMPLES_KEPT // max(1, len(images)))
+                # LTRIM's end is inclusive: keep SAMPLES_KEPT // n entries, at least the newest
+                pipe.ltrim(self.keys.samples(version), 0, max(1, SAMPLES_KEPT // max(1, len(images))) - 1)
             await pipe.execute()
             self._redis_warned = False
             return True

@@ -90,6 +90,7 @@ class Supervisor:
         self._thread: threading.Thread | None = None
         self._last_check = 0.0
         self._last_fd = time.monotonic()
+        self._fd_running: Future | None = None
         self.errors: list[str] = []
 
     # -- applications ---------------------------------------------------------------------
@@ -182,9 +183,11 @@ class Supervisor:
             decision = self.controller.check()
             if decision is not None:
                 self.on_decision(decision)
-        if o.fd_interval_s and now - self._last_fd >= o.fd_interval_s:
+        fd_busy = self._fd_running is not None and not self._fd_running.done()
+        if o.fd_interval_s and now - self._last_fd >= o.fd_interval_s and not fd_busy:
+            # one pass at a time: a pass slower than the interval must not pile up in the pool
             self._last_fd = now
-            self._pool.submit(self._fd_pass)
+            self._fd_running = self._pool.submit(self._fd_pass)
 
     def _fd_pass(self) -> None:
         from evodiff_ray.serving.quality import served_fd_pass

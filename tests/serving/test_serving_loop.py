@@ -4,18 +4,21 @@ One Serve instance (gateway + a sampler application per live version), one embed
 redis-server and one sqlite MLflow registry serve the whole module; each test states the
 production version it starts from. Versions are tiny untrained denoisers registered with
 the real pyfunc (``serving_models.py``); version 3 is wider and samples with 1000 steps, which makes it slow (well over the SLO's p90 on any CPU).
+The served-FD test registers one more version, briefly trained on digits, so that the FD
+of what it serves can be told from the FD of an untrained version's noise.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 
 import numpy as np
 import pytest
 
-from serving_models import genome_with_steps, register_version
+from serving_models import LEARNER, genome_with_steps, register_version
 
 pytestmark = [pytest.mark.ray, pytest.mark.redis, pytest.mark.slow]
 
@@ -115,6 +118,62 @@ class Served:
             if s.deployment != deployment and s.challenger is None:
                 return s
         raise AssertionError("no decision within the request limit")
+
+    def prefer_until_decided(self, prefer, rng, agree=0.9, limit=400):
+        """Simulated raters shown two samples side by side, one from each arm: each rater prefers
+        ``prefer``'s sample with probability ``agree``, and says so with ``POST /feedback``
+        ``{"preferred", "other"}`` (request ids, as ``/generate`` returned them) until the policy decides."""
+        state = self.controller.state()
+        deployment, arms = state.deployment, {state.production, state.challenger}
+        unpaired = {v: [] for v in arms}
+        for i in range(limit):
+            r = self.generate(seed=i)
+            assert r.status_code == 200, r.text
+            version = r.headers["X-Model-Version"]
+            (other,) = arms - {version}
+            if not unpaired[other]:
+                unpaired[version].append(r.headers["X-Request-Id"])
+                continue
+            pair = {version: r.headers["X-Request-Id"], other: unpaired[other].pop()}
+            liked = prefer if rng.random() < agree else (arms - {prefer}).pop()
+            (disliked,) = arms - {liked}
+            fb = self.http.post(self.url + "/feedback", json={"preferred": pair[liked], "other": pair[disliked]},
+                                timeout=30)
+            assert fb.status_code == 200, fb.text
+            # credited to the versions that served the two requests; evidence unless the
+            # decision came first and this request was already served in the next deployment
+            assert (fb.json()["preferred"], fb.json()["other"]) == (liked, disliked), fb.text
+            assert fb.json()["evidence"] or self.controller.state().deployment != deployment, fb.text
+            s = self.controller.state()
+            if s.deployment != deployment and s.challenger is None:
+                return s
+        raise AssertionError("no decision within the request limit")
+
+    def finished_run(self, run_id, timeout_s=60):
+        """The deployment's MLflow run once its decision is recorded: the controller's last write
+        of a decision, after the routing state, the version tags and the event."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            run = self.recorder.client.get_run(run_id)
+            if "decision" in run.data.tags:
+                return run
+            time.sleep(0.2)
+        raise AssertionError(f"run {run_id} got no decision tag within {timeout_s} s")
+
+    def wait_routes(self, expected, timeout_s=10):
+        """``GET /readyz``'s routes once they equal ``expected`` (a gateway re-reads the state every 0.2 s)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            got = self.http.get(self.url + "/readyz", timeout=30).json().get("routes")
+            if got == expected or time.monotonic() > deadline:
+                return got
+            time.sleep(0.1)
+
+    def models(self):
+        """``GET /models`` as JSON, its entries keyed by version."""
+        r = self.http.get(self.url + "/models", timeout=30)
+        assert r.status_code == 200, r.text
+        return {e["version"]: e for e in r.json()["versions"]}
 
 
 class Traffic:
@@ -254,6 +313,89 @@ def test_raters_preferring_the_challenger_promote_it_with_no_failed_request(serv
     assert run.data.metrics["challenger.ratings"] >= POLICY["min_ratings"]
     assert len(client.get_metric_history(deploy.run_id, "challenger.requests")) >= 2
     assert served.http.get(served.url + "/readyz").json()["routes"] == {served.v2: 100.0}
+
+
+def test_raters_preferring_production_in_pairs_roll_the_challenger_back(served):
+    from evodiff_ray.serving.metrics import Keys, arm_stats
+
+    served.ensure_production(served.v1)
+    deploy = served.canary(served.v2)
+    state = served.prefer_until_decided(prefer=served.v1, rng=np.random.default_rng(3))
+    assert state.production == served.v1 and state.challenger is None
+    assert served.finished_run(deploy.run_id).data.tags["decision"] == "rollback"
+    (event,) = [e for e in _events(served, "rollback") if e["deployment"] == deploy.deployment]
+    assert event["version"] == served.v2 and event["reason"].startswith("preferences: production preferred"), event
+    assert event["details"]["ratings_look"] is None and event["details"]["pairs_look"] >= POLICY["min_ratings"]
+    # the pairs were credited to both arms of the deployment, production winning most
+    prod, chal = (arm_stats(served.client, Keys(MODEL), deploy.deployment, v) for v in (served.v1, served.v2))
+    assert len(prod.pairs) == len(chal.pairs) >= event["details"]["pairs_look"]
+    assert sum(prod.pairs) + sum(chal.pairs) == len(chal.pairs) and sum(chal.pairs) < len(chal.pairs) / 2
+    assert prod.ratings == chal.ratings == []
+    client = served.recorder.client
+    assert str(client.get_model_version_by_alias(MODEL, "production").version) == served.v1   # alias unchanged
+    assert client.get_model_version(MODEL, served.v2).tags["rolled_back"] == "true"
+    assert served.wait_routes({served.v1: 100.0}) == {served.v1: 100.0}
+
+
+def test_raters_preferring_the_challenger_in_pairs_promote_it(served):
+    served.ensure_production(served.v1)
+    deploy = served.canary(served.v2)
+    state = served.prefer_until_decided(prefer=served.v2, rng=np.random.default_rng(4))
+    assert state.production == served.v2 and state.challenger is None and served.v1 in state.history
+    run = served.finished_run(deploy.run_id)
+    assert run.data.tags["decision"] == "promote" and run.data.metrics["challenger.wins"] >= POLICY["min_ratings"]
+    (event,) = [e for e in _events(served, "promote") if e["deployment"] == deploy.deployment]
+    assert event["version"] == served.v2 and event["previous"] == served.v1
+    assert event["reason"].startswith("preferences: challenger preferred"), event
+    assert event["details"]["ratings_look"] is None and event["details"]["pairs_look"] >= POLICY["min_ratings"]
+    client = served.recorder.client
+    assert str(client.get_model_version_by_alias(MODEL, "production").version) == served.v2    # the alias moved
+    assert "promoted_at" in client.get_model_version(MODEL, served.v2).tags
+    assert served.wait_routes({served.v2: 100.0}) == {served.v2: 100.0}      # the challenger takes it all
+    assert served.generate(seed=1).headers["X-Model-Version"] == served.v2
+
+
+def test_served_sample_fd_over_a_rolling_window_shows_in_models(served, one_torch_thread):
+    """The background pass (``fd_interval_s``, off elsewhere in this module: it costs CPU) puts the
+    FD of each live version's last served images in ``GET /models``; a version that draws noise
+    scores far worse than one trained on digits."""
+    from evodiff_ray.serving.app import SAMPLES_KEPT
+    from evodiff_ray.serving.metrics import Keys
+
+    trained = register_version(served.uri, MODEL, served.runs / ".models", LEARNER, seed=3, train_steps=1000)
+    served.ensure_production(served.v1)
+    keys = Keys(MODEL)
+    for v in (served.v1, trained):                 # this test's traffic only
+        served.client.delete(keys.samples(v), keys.fd(v))
+    # the canary stays while the FD is measured: no latency look or SLO in reach, no ratings
+    served.canary(trained, share=30.0, min_requests=10_000, max_requests=10_000, max_p90_ms=1e6)
+    n, started = 64, time.time()
+    requests_of = {served.v1: 0, trained: 0}
+    for i in range(200):
+        if requests_of[served.v1] > SAMPLES_KEPT // n and requests_of[trained] >= 2:
+            break                                  # production's window has rolled over
+        r = served.generate(n=n, seed=i)
+        assert r.status_code == 200, r.text
+        requests_of[r.headers["X-Model-Version"]] += 1
+    window = {v: n * min(k, SAMPLES_KEPT // n) for v, k in requests_of.items()}
+    assert window[served.v1] == SAMPLES_KEPT and window[trained] >= 2 * n, requests_of
+    # all traffic is in: the first pass sees each version's whole window
+    served.options.fd_interval_s = 0.5             # the supervisor reads its options every turn
+    try:
+        deadline, fd = time.monotonic() + 180, {}
+        while time.monotonic() < deadline:
+            fd = {v: e["fd"] for v, e in served.models().items()}
+            if all(fd.get(v) for v in window):
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"no FD of served samples in GET /models: {fd}")
+    finally:
+        served.options.fd_interval_s = 0
+    for v in window:
+        assert fd[v]["samples"] == window[v] and fd[v]["at"] >= started, (fd, window)
+        assert math.isfinite(fd[v]["fd"]) and fd[v]["fd"] > 0, fd
+    assert fd[served.v1]["fd"] > 1.8 * fd[trained]["fd"], fd     # noise vs digits
 
 
 def test_slow_challenger_breaches_the_slo_and_is_rolled_back_at_once(served):
