@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EVODIFF_RAY
+from ray_head import RAY, start_head
 from evodiff_ray.cli import main
 
 
@@ -193,35 +194,16 @@ def _field_names():
 @pytest.mark.slow
 @pytest.mark.ray
 def test_ray_job_submit(tmp_path, cli_env, free_port):
-    """A head started with ``ray start``, a search submitted as a Ray job with ``--address``.
-
-    Ray 2.60 turns token auth on for ``ray start``; this loopback-only test cluster exports
-    ``RAY_AUTH_MODE=disabled`` to the server and every client alike (never silently). The
-    cluster is stopped by killing the processes this test started (``ray stop`` would also
-    stop the other Ray runtimes on the machine, such as the test session's).
-    """
-    env = {**cli_env, "RAY_AUTH_MODE": "disabled"}
-    ray_bin = str(Path(EVODIFF_RAY).with_name("ray"))
-    port, dash = free_port(), free_port()
-    # every port a head would otherwise take at its fixed default, so that other Ray clusters on
-    # the machine (another test run, a colleague's) cannot collide with this one
-    ports = ["--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
-             "--ray-client-server-port", str(free_port()), "--metrics-export-port", str(free_port())]
-    head = subprocess.Popen([ray_bin, "start", "--head", "--block", "--port", str(port), "--num-cpus", "2",
-                             "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
-                             "--dashboard-port", str(dash), *ports],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    """A head started with ``ray start``, a search submitted as a Ray job with ``--address``
+    (see ``tests/ray_head.py`` for how the test cluster is started and stopped)."""
+    head = start_head(cli_env, free_port)
     runs = tmp_path / "runs"
     try:
-        url = f"http://127.0.0.1:{dash}"
-        wait_for(lambda: subprocess.run([ray_bin, "job", "list", "--address", url], env=env,
-                                        capture_output=True, timeout=60).returncode == 0, head, timeout=180)
-        submit = [ray_bin, "job", "submit", "--address", url, "--", EVODIFF_RAY, "search", "--problem", "synthetic",
-                  "--pop", "6", "--generations", "3", "--workers", "2", "--address", f"127.0.0.1:{port}",
+        submit = [RAY, "job", "submit", "--address", head.dashboard, "--", EVODIFF_RAY, "search", "--problem",
+                  "synthetic", "--pop", "6", "--generations", "3", "--workers", "2", "--address", head.address,
                   "--runs-dir", str(runs), "--search-id", "job"]
         for _ in range(20):  # the job agent comes up a little after the dashboard answers
-            job = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=300)
+            job = subprocess.run(submit, env=head.env, capture_output=True, text=True, timeout=300)
             if job.returncode == 0 or "try again later" not in job.stdout + job.stderr:
                 break
             time.sleep(2)
@@ -232,46 +214,4 @@ def test_ray_job_submit(tmp_path, cli_env, free_port):
         front = json.loads(p.stdout)
         assert front["status"] == "finished" and front["evaluations"] == 18 and front["points"]
     finally:
-        _stop_tree(head)
-
-
-def _descendants(pid):
-    """PIDs of every process below ``pid`` (read from /proc; Linux)."""
-    parents = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                stat = (d / "stat").read_text()
-            except OSError:
-                continue
-            parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(d.name))
-    out, todo = [], [pid]
-    while todo:
-        kids = parents.get(todo.pop(), [])
-        out += kids
-        todo += kids
-    return out
-
-
-def _stop_tree(proc):
-    """Stop the head and everything it started, by PID (only processes this test started)."""
-    pids = [proc.pid, *_descendants(proc.pid)]
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(_alive(p) for p in pids):
-            proc.poll()
-            time.sleep(0.2)
-    proc.wait(timeout=10)
-
-
-def _alive(pid):
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+        head.stop()

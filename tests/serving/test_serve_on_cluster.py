@@ -1,0 +1,74 @@
+"""``evodiff-ray serve --address``: the deployment loop on a Ray cluster started with ``ray start``.
+
+The head is a separate cluster (its own ports, see ``tests/ray_head.py``); ``serve`` joins it
+as a client, deploys the gateway and the production sampler there, answers over HTTP, and
+on SIGTERM removes only its own applications, leaving the cluster running.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import EVODIFF_RAY
+from ray_head import RAY, start_head
+from serving_models import register_version
+
+pytestmark = [pytest.mark.ray, pytest.mark.redis, pytest.mark.slow]
+
+
+def test_serve_on_a_cluster_answers_and_leaves_the_cluster_running(tmp_path, cli_env, free_port):
+    import requests
+
+    from evodiff_ray.cache.local_redis import LocalRedis
+
+    runs = tmp_path / "evodiff-runs"
+    runs.mkdir()
+    uri = f"sqlite:///{runs / 'mlflow.db'}"
+    version = register_version(uri, "tiny", runs / ".models", seed=0, alias="production")
+    redis_server = LocalRedis(runs / ".redis").start(reuse=False)
+    head = start_head(cli_env, free_port)
+    port = free_port()
+    serve = None
+    try:
+        serve = subprocess.Popen([EVODIFF_RAY, "serve", "tiny", "--address", head.address, "--port", str(port),
+                                  "--tracking-uri", uri, "--redis-url", redis_server.url, "--runs-dir", str(runs),
+                                  "--replica-cpus", "0.25", "--fd-interval", "0"],
+                                 env=head.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 240
+        while True:
+            assert serve.poll() is None, serve.stdout.read()[-3000:]
+            try:
+                if requests.get(url + "/readyz", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "serve on the cluster did not become ready in 240 s"
+            time.sleep(0.5)
+        r = requests.post(url + "/generate", json={"n": 2, "seed": 7}, headers={"Accept": "application/json"},
+                          timeout=60)
+        assert r.status_code == 200, r.text
+        assert str(r.json()["version"]) == str(version) and r.json()["request_id"]
+        # the applications live on the cluster, not in a Ray of the serve process
+        listed = subprocess.run([RAY, "list", "actors", "--address", head.dashboard, "--filter", "state=ALIVE",
+                                 "--limit", "200"], env=head.env, capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0 and "ServeController" in listed.stdout, listed.stdout[-2000:]
+
+        serve.send_signal(signal.SIGTERM)
+        out, _ = serve.communicate(timeout=120)
+        assert serve.returncode == 0, out[-3000:]
+        assert "stopping" in out
+        # the cluster keeps running; only this model's applications are gone
+        assert head.proc.poll() is None
+        jobs = subprocess.run([RAY, "job", "list", "--address", head.dashboard], env=head.env, capture_output=True,
+                              timeout=60)
+        assert jobs.returncode == 0
+    finally:
+        if serve is not None and serve.poll() is None:
+            serve.kill()
+        head.stop()
+        redis_server.stop(force=True)
