@@ -137,6 +137,13 @@ class SearchConfig:
                    "loop stored for registered model MODEL_NAME's versions (in --redis-url's Redis), joined to their "
                    "genomes; unrated candidates get a Gaussian-process prediction with its std",
         metavar="MODEL_NAME", group="search")
+    constraints: list[str] = option(
+        factory=list, help="keep only results that meet OBJECTIVE<=LIMIT or OBJECTIVE>=LIMIT, e.g. latency_ms<=20: "
+                           "an inequality constraint on an objective as this search measures or predicts it (with "
+                           "--target m2, latency_ms is the m2 latency; no chip in the constraint); candidates that "
+                           "violate it rank behind those that meet it and never reach the front; repeatable (TOML: "
+                           "constraints = [...]; flags replace the file's list)",
+        flag="--constraint", metavar="OBJECTIVE<=LIMIT", group="search")
     register_top: int = option(
         1, help="at the end, register the front's top K (knee first, then by crowding) in MLflow's "
                 "model registry, for problems whose candidates are models; 0: none",
@@ -244,8 +251,10 @@ class Flag:
         key: the dotted config key it sets, e.g. ``"actor.num_cpus"``.
         names: the flag and its short form, e.g. ``("--problem-option", "-O")``.
         help: its help line.
-        kind: ``bool`` (a switch), ``int``, ``float``, ``str`` or ``dict`` (repeatable KEY=VALUE).
-        values: a ``dict`` flag's value type (``str`` values are kept as given).
+        kind: ``bool`` (a switch), ``int``, ``float``, ``str``, ``dict`` (repeatable KEY=VALUE)
+            or ``list`` (repeatable VALUE).
+        values: a ``dict`` flag's value type (``str`` values are kept as given); a ``list``
+            flag's item type.
         choices: the allowed values, or None.
         metavar: how ``--help`` shows its value.
         group: a :data:`GROUPS` key.
@@ -277,10 +286,13 @@ def cli_flags() -> list[Flag]:
 
 
 def _base_type(hint: Any) -> tuple[type, Any]:
-    """``int | None`` -> ``(int, None)``; ``dict[str, float]`` -> ``(dict, float)``."""
+    """``int | None`` -> ``(int, None)``; ``dict[str, float]`` -> ``(dict, float)``;
+    ``list[str]`` -> ``(list, str)``."""
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if typing.get_origin(hint) is dict:
         return dict, typing.get_args(hint)[1]
+    if typing.get_origin(hint) is list:
+        return list, typing.get_args(hint)[0]
     if args and typing.get_origin(hint) is not None:
         return _base_type(args[0])
     return hint, None
@@ -381,6 +393,10 @@ def finalize(config: SearchConfig) -> SearchConfig:
         raise UsageError("runs_dir must not be empty")
     _check_services(config)
     _problem_settings(config)
+    if config.constraints:   # checked and written canonically; the objective names are checked at search start
+        from evodiff_ray.evaluation.constraints import parse_constraints
+
+        config.constraints = [c.name for c in parse_constraints(config.constraints)]
     if config.rating_from is not None:
         config.rating_from = config.rating_from.strip()
         if not config.rating_from or "'" in config.rating_from or "\n" in config.rating_from:
@@ -578,6 +594,10 @@ def _check(value: Any, hint: Any, key: str, where: str) -> Any:
             raise UsageError(f"{where}: config key {key!r} must be a table, got {_show(value)}")
         vtype = args[1]
         return {str(k): (v if vtype is Any else _check(v, vtype, f"{key}.{k}", where)) for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise UsageError(f"{where}: config key {key!r} must be a list, e.g. [\"...\"], got {_show(value)}")
+        return [_check(v, args[0], f"{key}[{i}]", where) for i, v in enumerate(value)]
     if hint is bool:
         ok = isinstance(value, bool)
     elif hint is int:

@@ -30,7 +30,8 @@ def format_front(front: dict[str, Any], fmt: str = "table") -> str:
 
         return front_csv({**front, "points": points}).rstrip("\n")
     header = (f"search {front['search_id']} ({front['status']}): generation {front['generation']}, "
-              f"{front['evaluations']} evaluations, {len(points)} points on the front")
+              f"{front['evaluations']} evaluations, {len(points)} points on the front"
+              + (f" (constraints: {', '.join(front['constraints'])})" if front.get("constraints") else ""))
     head = ["key", "gen", *names]
     rows = [[p["key"][:12], p["generation"], *[f"{p['objectives'][n]:.6g}" for n in names]] for p in points]
     if any(p.get("rung") is not None for p in points):   # multi-fidelity: say where quality was measured

@@ -10,14 +10,17 @@ from evodiff_ray.cli import Command, redis_url_arg
 
 
 class PromoteCommand(Command):
-    """Pick (knee, index or key), train at full fidelity, log and register with an alias."""
+    """Pick (knee, weights, index or key), train at full fidelity, log and register with an alias."""
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("search_id", metavar="SEARCH_ID", help="the search whose front to promote from")
         parser.add_argument("--pick", default="knee",
-                            help="'knee' (nearest the ideal point after normalising each objective), "
-                                 "an index into the front, or a genome key prefix (default knee)")
+                            help="'knee' (nearest the ideal point after normalising each objective to [0, 1] "
+                                 "over the front); 'weights:NAME=W,...', e.g. weights:quality_fd=2,latency_ms=1 "
+                                 "(the member with the least weighted sum of the normalised objectives; weights "
+                                 ">= 0, objectives not named weigh 0); an index into the front; or a genome key "
+                                 "prefix (default knee)")
         parser.add_argument("--alias", default="candidate", help="registry alias to point at it (default candidate)")
         parser.add_argument("--model-name", default=None, help="registered model name (default evodiff-<search>)")
         parser.add_argument("--runs-dir", default="evodiff-runs", help="where run dirs live (default evodiff-runs)")
@@ -30,7 +33,10 @@ class PromoteCommand(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         from evodiff_ray.core.urls import check_tracking_uri
+        from evodiff_ray.tracking.registry import WEIGHTS_PREFIX, parse_weights
 
+        if args.pick.startswith(WEIGHTS_PREFIX):   # malformed weights fail before anything is read
+            parse_weights(args.pick[len(WEIGHTS_PREFIX):])
         redis_url = redis_url_arg(args.redis_url, env=None)
         if args.tracking_uri is not None:
             check_tracking_uri(args.tracking_uri, "--tracking-uri")

@@ -204,6 +204,8 @@ class SearchCommand(Command):
                 kwargs.update(action="store_true", default=None)
             elif flag.kind is dict:
                 kwargs.update(action="append", type=_key_value, default=[], metavar=flag.metavar or "KEY=VALUE")
+            elif flag.kind is list:
+                kwargs.update(action="append", type=flag.values, default=[], metavar=_metavar(flag))
             else:
                 kwargs.update(type=flag.kind, choices=flag.choices, metavar=_metavar(flag))
             groups[flag.group].add_argument(*flag.names, **kwargs)
@@ -297,6 +299,8 @@ def build_config(args: argparse.Namespace):
         if flag.kind is dict:
             # str-valued tables (node labels) keep the text as given; others take JSON values
             value = {k: (text if flag.values is str else _json_or_text(text)) for k, text in value} or None
+        elif flag.kind is list:
+            value = list(value) or None    # not given: the file's list (or the default) stands
         overrides[flag.key] = value
     if not args.resume:
         return load_config(args.config, args.preset, overrides)

@@ -55,6 +55,10 @@ def derive_reference_point(F: np.ndarray) -> list[float]:
 def front_of(records: Sequence[dict[str, Any]], objective_names: Sequence[str]) -> list[dict[str, Any]]:
     """Feasible, non-dominated records (first occurrence of each key), in evaluation order.
 
+    A record is on the front only when it is feasible and meets every constraint it carries
+    (each value ``<= 0``): a candidate that violates a user's stated constraint
+    (``--constraint``) did not fail, yet it is not a result.
+
     Args:
         records: evaluation records with ``key`` and ``fitness`` (a Fitness dict).
         objective_names: objectives in F-column order.
@@ -63,7 +67,7 @@ def front_of(records: Sequence[dict[str, Any]], objective_names: Sequence[str]) 
     feasible = []
     for r in records:
         fit = r["fitness"]
-        if not fit["feasible"] or r["key"] in seen:
+        if not fit["feasible"] or r["key"] in seen or violates(fit):
             continue
         values = [_num(fit["objectives"][n]) for n in objective_names]
         if all(math.isfinite(v) for v in values):
@@ -73,6 +77,11 @@ def front_of(records: Sequence[dict[str, Any]], objective_names: Sequence[str]) 
         return []
     idx = non_dominated(np.array([v for _, v in feasible]))
     return [feasible[i][0] for i in idx]
+
+
+def violates(fit: dict[str, Any]) -> bool:
+    """Whether a Fitness dict violates one of its constraints (a value above 0, or NaN)."""
+    return any(not _num(v) <= 0 for v in (fit.get("constraints") or {}).values())
 
 
 def front_json(
@@ -85,6 +94,7 @@ def front_json(
     utilization: float | None,
     objective_names: Sequence[str],
     front_records: Sequence[dict[str, Any]],
+    constraints: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The front document, the JSON users and scripts read (the README documents it).
 
@@ -98,7 +108,9 @@ def front_json(
     (null for a single-fidelity search). A search with the ``rating`` objective
     (``--rating-from``) adds ``"rating": {"source": "human"|"predicted", "mean", "std", "n"}``
     to each point: where its rating came from, the mean rating (1-5), its uncertainty (the
-    standard error of a human mean, the predictor's std) and how many ratings.
+    standard error of a human mean, the predictor's std) and how many ratings. A search with
+    stated constraints (``--constraint``) adds ``"constraints": ["latency_ms<=20", ...]``, the
+    constraints in force: every point meets them.
     """
     points = []
     for r in front_records:
@@ -132,6 +144,7 @@ def front_json(
         "cache": {k: int(cache.get(k, 0)) for k in ("hits", "misses", "waited")},
         "utilization": utilization,
         "objectives": list(objective_names),
+        **({"constraints": list(constraints)} if constraints else {}),
         "points": points,
     }
 

@@ -6,23 +6,23 @@ evaluator wrapper after the problem's own evaluation; the strategy, the ledger a
 front still need to count them. :class:`ExtraObjectives` is the problem as the search
 sees it: the inner problem's objective names with the extra names appended, and a pymoo
 ``Problem`` with ``n_obj`` grown to match. Everything else (keys, JSON, operators, space,
-settings, evaluation) is the inner problem's, so the cache key, the evaluator actors and
-the multi-fidelity rungs keep using the inner problem and never see the extra names.
+settings, evaluation) is the inner problem's (:class:`~evodiff_ray.problems.view.ProblemView`),
+so the cache key, the evaluator actors and the multi-fidelity rungs keep using the inner
+problem and never see the extra names.
 """
 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from evodiff_ray.core.fitness import Fitness
 from evodiff_ray.problems.base import SearchProblem
+from evodiff_ray.problems.view import ProblemView
 
 
-class ExtraObjectives(SearchProblem):
+class ExtraObjectives(ProblemView):
     """``inner`` with ``names`` appended to its objectives (values supplied by a wrapper).
 
     Args:
@@ -46,21 +46,10 @@ class ExtraObjectives(SearchProblem):
             raise ValueError(f"problem {inner.name!r} already has objective {clash[0]!r}")
         if reference is not None and len(reference) != len(names):
             raise ValueError(f"reference has {len(reference)} values for {len(names)} extra objectives")
-        self.inner = inner
+        super().__init__(inner)
         self.extra = names
-        self.name = inner.name
         self.objective_names = tuple(inner.objective_names) + names
-        self.constraint_names = tuple(inner.constraint_names)
-        self.presets = inner.presets
-        self.config_options = inner.config_options
-        self.produces_models = inner.produces_models
         self._reference = None if reference is None else [float(v) for v in reference]
-
-    def __getattr__(self, name: str) -> Any:
-        # what a problem adds beyond SearchProblem (the diffusion problem's space, settings)
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
 
     def pymoo_problem(self):
         """The inner pymoo ``Problem``, copied, with ``n_obj`` counting the extra objectives
@@ -77,60 +66,3 @@ class ExtraObjectives(SearchProblem):
         if ref is None or self._reference is None:
             return None
         return np.concatenate([np.asarray(ref, dtype=float), np.asarray(self._reference, dtype=float)])
-
-    # -- everything else is the inner problem's ------------------------------------------
-    def operators(self) -> dict[str, Any]:
-        return self.inner.operators()
-
-    def search_space(self) -> Any:
-        return self.inner.search_space()
-
-    def to_json(self, x) -> Any:
-        return self.inner.to_json(x)
-
-    def from_json(self, data: Any):
-        return self.inner.from_json(data)
-
-    def key(self, x) -> str:
-        return self.inner.key(x)
-
-    def evaluation_settings(self):
-        return self.inner.evaluation_settings()
-
-    def diversity(self, xs: list) -> float | None:
-        return self.inner.diversity(xs)
-
-    def features(self, x) -> dict[str, float]:
-        return self.inner.features(x)
-
-    def baseline(self) -> Any | None:
-        return self.inner.baseline()
-
-    def trackers(self) -> list:
-        return self.inner.trackers()
-
-    def train_model(self, x, *, models_dir: str | Path, fidelity: str | None = None,
-                    progress: Callable[[str], None] | None = None):
-        return self.inner.train_model(x, models_dir=models_dir, fidelity=fidelity, progress=progress)
-
-    def setup(self) -> None:
-        self.inner.setup()
-
-    def worker_facts(self) -> dict[str, Any]:
-        return self.inner.worker_facts()
-
-    def adopt_worker_facts(self, facts: dict[str, Any]) -> None:
-        self.inner.adopt_worker_facts(facts)
-
-    def rung_count(self) -> int:
-        return self.inner.rung_count()
-
-    def rung_settings(self, rung: int):
-        return self.inner.rung_settings(rung)
-
-    def evaluate_rung(self, x, rung: int) -> Fitness:
-        return self.inner.evaluate_rung(x, rung)
-
-    def evaluate(self, x) -> Fitness:
-        """The inner evaluation: the extra objectives are not in it (a wrapper adds them)."""
-        return self.inner.evaluate(x)

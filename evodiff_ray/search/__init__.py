@@ -168,7 +168,8 @@ def _search(config, problem, resume, evaluator, wrap_evaluator, front_store, tra
     from evodiff_ray.search.ratings import load_rating
 
     rating = load_rating(config, problem, resume=resume)        # --rating-from: fails before anything starts
-    searched = rating.problem(problem) if rating is not None else problem
+    stated = stated_constraints(config)
+    searched = searched_problem(problem, rating, stated)        # --constraint: fails before anything starts
     _strategy(config, searched, config.n_offsprings, initial)   # an unfit strategy fails before anything starts
     config.write(run_dir / CONFIG_FILE)
     from evodiff_ray.search.services import search_services
@@ -183,20 +184,49 @@ def _search(config, problem, resume, evaluator, wrap_evaluator, front_store, tra
             services.notes.append(f"objective rating = 5 - mean user rating of {config.rating_from!r}: human for "
                                   f"{len(rating.human)} rated genomes, else predicted (a Gaussian process on "
                                   f"{m.rows} of them, with its std); snapshot in {config.run_dir}/ratings.json")
+        if stated is not None:
+            services.notes.append(f"constraints: {', '.join(stated.names)} (of the objectives as this search "
+                                  "measures or predicts them); candidates that violate one never reach the front")
         for note in services.notes:
             for t in trackers:
                 t.note(note)
         return _run(config, problem, resume, checkpoint, evaluator,
                     wrap_evaluator or services.wrap_evaluator,
-                    front_store or services.front_store, [*trackers, *services.trackers], initial, rating)
+                    front_store or services.front_store, [*trackers, *services.trackers], initial, rating,
+                    stated)
+
+
+def stated_constraints(config):
+    """The config's ``constraints`` as a :class:`~evodiff_ray.evaluation.constraints.StatedConstraints`,
+    or None when it states none."""
+    if not getattr(config, "constraints", None):
+        return None
+    from evodiff_ray.evaluation.constraints import StatedConstraints
+
+    return StatedConstraints.parse(config.constraints)
+
+
+def searched_problem(problem, rating=None, stated=None):
+    """The problem as the strategy and the ledger see it: with the ``rating`` objective
+    (``--rating-from``) and the stated constraints (``--constraint``) appended.
+
+    Raises:
+        UsageError: a stated constraint names no objective of the searched problem.
+    """
+    searched = rating.problem(problem) if rating is not None else problem
+    if stated is not None:
+        stated.check(searched.objective_names, f"problem {problem.name!r}")
+        searched = stated.problem(searched)
+    return searched
 
 
 def _run(config, problem, resume, checkpoint, evaluator, wrap_evaluator, front_store, trackers,
-         initial=(), rating=None) -> SearchResult:
-    """Wrap the evaluator (cache, rungs, rating, grids: innermost first) and run the loop.
+         initial=(), rating=None, stated=None) -> SearchResult:
+    """Wrap the evaluator (cache, rungs, rating, constraints, grids: innermost first) and run the loop.
 
     ``problem`` is the one evaluated (the pool, cache and rungs see its objectives);
-    the strategy and ledger see it with ``rating`` appended when ``rating`` is given.
+    the strategy and ledger see :func:`searched_problem`: it with ``rating`` appended when
+    ``rating`` is given, and the ``stated`` constraints when there are some.
     """
     owned = evaluator is None
     if evaluator is None:
@@ -216,10 +246,11 @@ def _run(config, problem, resume, checkpoint, evaluator, wrap_evaluator, front_s
 
         evaluator = SuccessiveHalving(evaluator, problem.rung_count(), problem.objective_names, eta=config.eta,
                                       asynchronous=config.mode == "async")
-    searched = problem
     if rating is not None:   # outside the cache and the rungs: a rating is never cached with the fitness
         evaluator = rating.wrap(evaluator)
-        searched = rating.problem(problem)
+    if stated is not None:   # outside the cache too: a user's preference never changes what is cached
+        evaluator = stated.wrap(evaluator)
+    searched = searched_problem(problem, rating, stated)
     from evodiff_ray.evaluation.samples import SampleGrids
 
     evaluator = SampleGrids(evaluator, config.run_dir)   # sample grids to files before anything records them

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 HISTORY_FILE = "history.json"
 #: what a checkpoint written before strategies were selectable was made with
 PRE_STRATEGY_META = {"strategy": "nsga2", "strategy_options": {}}
+#: what a checkpoint written before ``--constraint`` existed was made with
+PRE_CONSTRAINTS_META = {"constraints": []}
 
 
 def offspring_per_ask(config, evaluator: Evaluator) -> int | None:
@@ -125,6 +127,7 @@ class SearchRun:
             search_id=self.config.search_id, status=status, generation=led.generation,
             evaluations=len(led.records), cache=led.cache, utilization=util,
             objective_names=led.objective_names, front_records=led.front_records,
+            constraints=getattr(self.config, "constraints", None) or (),
         )
 
     def after_tell(self, stats: dict[str, Any], force: bool) -> None:
@@ -166,7 +169,7 @@ class SearchRun:
         return {"search_id": c.search_id, "problem": c.problem, "problem_options": c.problem_options,
                 "strategy": c.strategy, "strategy_options": c.strategy_options,
                 "mode": c.mode, "seed": c.seed, "pop_size": c.pop_size, "n_offsprings": self.n_offsprings,
-                "elapsed_s": self.elapsed()}
+                "constraints": list(getattr(c, "constraints", None) or []), "elapsed_s": self.elapsed()}
 
     # ------------------------------------------------------------------------- resume
 
@@ -177,7 +180,7 @@ class SearchRun:
             UsageError: the checkpoint belongs to a different search definition.
             RuntimeFailure: the replay diverges (code or dependency versions changed).
         """
-        saved = {**PRE_STRATEGY_META, **state.meta}
+        saved = {**PRE_STRATEGY_META, **PRE_CONSTRAINTS_META, **state.meta}
         for k, v in self.meta().items():
             if k != "elapsed_s" and saved.get(k) != json.loads(json.dumps(v)):
                 raise UsageError(f"checkpoint was made with {k}={saved.get(k)!r}, not {v!r}; "

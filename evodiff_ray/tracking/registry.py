@@ -1,6 +1,7 @@
 """Promote a front member to the MLflow model registry, with its evolutionary metadata.
 
-``promote`` picks a point of a search's front (the knee, an index or a key), has the
+``promote`` picks a point of a search's front (the knee, weights over the objectives, an
+index or a key), has the
 search's problem train it into a model (the diffusion problem trains the architecture at
 ``full`` fidelity, or reuses weights trained before, and gives a pyfunc that samples
 images), logs that model, registers it under a model name with tags (search id,
@@ -12,11 +13,14 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from evodiff_ray.core.errors import UsageError
 
 MODELS_DIR = ".models"
+#: ``--pick weights:NAME=W,...``: the prefix of a weighted pick
+WEIGHTS_PREFIX = "weights:"
+_WEIGHTS_EXAMPLE = "e.g. weights:quality_fd=2,latency_ms=1"
 
 
 def knee_index(points: list[dict[str, Any]], objective_names: list[str]) -> int:
@@ -30,23 +34,90 @@ def knee_index(points: list[dict[str, Any]], objective_names: list[str]) -> int:
     """
     if not points:
         raise UsageError("the front is empty; nothing to promote (did the search evaluate anything?)")
+    dist = [math.sqrt(sum(v * v for v in row)) for row in _normalised(points, objective_names)]
+    return min(range(len(points)), key=lambda i: (dist[i], i))
+
+
+def _normalised(points: list[dict[str, Any]], objective_names: Sequence[str]) -> list[list[float]]:
+    """Each objective min-max scaled to [0, 1] over the points (0 where all are equal)."""
     F = [[float(p["objectives"][n]) for n in objective_names] for p in points]
     lo = [min(col) for col in zip(*F)]
     hi = [max(col) for col in zip(*F)]
-    def dist(row):
-        return math.sqrt(sum(((v - a) / (b - a) if b > a else 0.0) ** 2 for v, a, b in zip(row, lo, hi)))
-    return min(range(len(F)), key=lambda i: (dist(F[i]), i))
+    return [[(v - a) / (b - a) if b > a else 0.0 for v, a, b in zip(row, lo, hi)] for row in F]
+
+
+def parse_weights(spec: str, objective_names: Sequence[str] | None = None) -> dict[str, float]:
+    """``"quality_fd=2,latency_ms=1"`` (the part after ``weights:``) -> ``{name: weight}``.
+
+    Args:
+        spec: comma-separated ``NAME=WEIGHT`` pairs; weights are finite numbers >= 0, not all 0.
+        objective_names: the front's objectives, each name must be one of them (None: not
+            checked, e.g. before the front is read).
+
+    Raises:
+        UsageError: a malformed pair, a repeated or unknown name, a negative or non-finite
+            weight, or all weights 0; one line naming the fix.
+    """
+    weights: dict[str, float] = {}
+    for part in spec.split(","):
+        name, sep, text = (s.strip() for s in part.partition("="))
+        if not sep or not name or not text:
+            raise UsageError(f"--pick weights:{spec}: expected NAME=WEIGHT pairs separated by commas, "
+                             f"{_WEIGHTS_EXAMPLE}")
+        try:
+            w = float(text)
+        except ValueError:
+            raise UsageError(f"--pick weights:{spec}: the weight of {name!r} is not a number ({text!r})") from None
+        if not math.isfinite(w) or w < 0:
+            raise UsageError(f"--pick weights:{spec}: weights must be finite and >= 0; {name}={text}")
+        if name in weights:
+            raise UsageError(f"--pick weights:{spec}: {name!r} is given twice; keep one")
+        if objective_names is not None and name not in objective_names:
+            raise UsageError(f"--pick weights:{spec}: the front has no objective {name!r}; "
+                             f"weigh some of {', '.join(objective_names)}")
+        weights[name] = w
+    if not any(weights.values()):
+        raise UsageError(f"--pick weights:{spec}: every weight is 0; give at least one a positive weight")
+    return weights
+
+
+def weighted_index(points: list[dict[str, Any]], objective_names: Sequence[str],
+                   weights: dict[str, float]) -> int:
+    """The front member minimising the weighted sum of its objectives, each normalised to
+    [0, 1] over the front (pure).
+
+    Objectives not in ``weights`` weigh 0 (they do not count); ties go to the earlier point.
+    Scaling each objective by its range over the front makes the weights compare objectives
+    in different units (milliseconds and FD), so ``quality_fd=2,latency_ms=1`` means
+    "a front-wide step in quality counts twice a front-wide step in latency".
+
+    Raises:
+        UsageError: for an empty front.
+    """
+    if not points:
+        raise UsageError("the front is empty; nothing to promote (did the search evaluate anything?)")
+    w = [float(weights.get(n, 0.0)) for n in objective_names]
+    scores = [sum(wi * v for wi, v in zip(w, row)) for row in _normalised(points, objective_names)]
+    return min(range(len(points)), key=lambda i: (scores[i], i))
 
 
 def pick_point(front: dict[str, Any], pick: str) -> dict[str, Any]:
-    """``knee``, an index into the front's points, or a key (a unique prefix is enough).
+    """``knee``, ``weights:NAME=W,...``, an index into the front's points, or a key (a unique
+    prefix is enough).
+
+    ``weights:quality_fd=2,latency_ms=1`` picks the member minimising the weighted sum of
+    its objectives normalised to [0, 1] over the front (:func:`weighted_index`); objectives
+    not named weigh 0.
 
     Raises:
-        UsageError: an index out of range or an unknown/ambiguous key.
+        UsageError: bad weights, an index out of range or an unknown/ambiguous key.
     """
     points = front.get("points", [])
     if pick == "knee":
         return points[knee_index(points, front["objectives"])]
+    if pick.startswith(WEIGHTS_PREFIX):
+        weights = parse_weights(pick[len(WEIGHTS_PREFIX):], front["objectives"])
+        return points[weighted_index(points, front["objectives"], weights)]
     if pick.isdigit():
         i = int(pick)
         if not 0 <= i < len(points):
@@ -55,7 +126,8 @@ def pick_point(front: dict[str, Any], pick: str) -> dict[str, Any]:
     hits = [p for p in points if p["key"].startswith(pick)]
     if len(hits) != 1:
         what = "no front point has" if not hits else f"{len(hits)} front points share"
-        raise UsageError(f"--pick {pick}: {what} that key prefix; use 'knee', an index or a longer key")
+        raise UsageError(f"--pick {pick}: {what} that key prefix; use 'knee', 'weights:NAME=W,...', "
+                         "an index or a longer key")
     return hits[0]
 
 
