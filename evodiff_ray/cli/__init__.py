@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "deployments": ("evodiff_ray.cli.deployments", "DeploymentsCommand", "list the deployment history of served models"),
     "lineage": ("evodiff_ray.cli.lineage", "LineageCommand", "print a candidate's ancestry and draw it as a graph"),
     "history": ("evodiff_ray.cli.history", "HistoryCommand", "best per objective and hypervolume across an experiment's searches over time"),
+    "adapt": ("evodiff_ray.cli.adapt", "AdaptCommand", "on new data, degradation or a schedule: search again, canary the knee"),
 }
 
 
