@@ -347,10 +347,18 @@ def report(args, out_dir: Path) -> dict[str, Any]:
            "s_grid": s_grid.tolist(), "systems": summary, "headline": headline, "multi_fidelity_saving": mf_saving,
            "machine": machine()}
     disc_path = out_dir / "discovery.json"
-    if args.discovery and best and (args.force or not disc_path.exists()):
+    if args.discovery and best and not args.discovery_run and (args.force or not disc_path.exists()):
         disc_path.write_text(json.dumps(discovery(args, runs[best], ref, out_dir), indent=1, default=float))
+    if args.discovery and args.discovery_run:
+        system, _, seed = args.discovery_run.partition("-seed")
+        chosen = [d for d in runs.get(system, []) if str(d["seed"]) == seed]
+        if not chosen:
+            sys.exit(f"--discovery-run {args.discovery_run}: no such run in {out_dir}; use SYSTEM-seedK")
+        path = out_dir / f"discovery-{args.discovery_run}.json"
+        path.write_text(json.dumps(discovery(args, chosen, ref, out_dir), indent=1, default=float))
     if disc_path.exists():
         doc["discovery"] = json.loads(disc_path.read_text())
+    doc["discovery_other_runs"] = [json.loads(f.read_text()) for f in sorted(out_dir.glob("discovery-*.json"))]
     print_table(doc)
     plot(doc, out_dir.parent / "search_quality.png")
     (out_dir.parent / "search_quality.json").write_text(json.dumps(doc, indent=1, default=float))
@@ -452,6 +460,9 @@ def print_table(doc: dict[str, Any]) -> None:
         d = doc["discovery"]
         print(f"discovery ({d['run']}): latency ratio {d['latency_ratio']}, any dominates reference: "
               f"{d['any_dominates_reference']}, Spearman quick vs standard FD {d['spearman_quick_vs_standard_fd']}")
+    for d in doc.get("discovery_other_runs", []):
+        print(f"discovery ({d['run']}): latency ratio {d['latency_ratio']}, any dominates reference: "
+              f"{d['any_dominates_reference']}, Spearman quick vs standard FD {d['spearman_quick_vs_standard_fd']}")
 
 
 def plot(doc: dict[str, Any], path: Path) -> None:
@@ -495,6 +506,9 @@ def main() -> None:
     ap.add_argument("--progress-s", type=float, default=30.0,
                     help="least seconds between live progress lines of a run (0: none)")
     ap.add_argument("--discovery", action="store_true", help="retrain the best run's front at standard")
+    ap.add_argument("--discovery-run", default=None, metavar="SYSTEM-seedK",
+                    help="with --discovery: retrain this run's front instead of the best run's "
+                         "(kept in discovery-<run>.json beside the best run's)")
     ap.add_argument("--discovery-max", type=int, default=16,
                     help="retrain at most this many front members (those with the lowest recorded FD)")
     args = ap.parse_args()
