@@ -295,6 +295,8 @@ def report(args, out_dir: Path) -> dict[str, Any]:
     ref_point = reference_point(ref)
     runs: dict[str, list[dict]] = {}
     for path in sorted(out_dir.glob("*-seed*.json")):
+        if path.name.startswith("discovery"):
+            continue
         doc = json.loads(path.read_text())
         runs.setdefault(doc["system"], []).append(doc)
     if not runs:
@@ -360,6 +362,8 @@ def report(args, out_dir: Path) -> dict[str, Any]:
         doc["discovery"] = json.loads(disc_path.read_text())
     doc["discovery_other_runs"] = [json.loads(f.read_text()) for f in sorted(out_dir.glob("discovery-*.json"))]
     print_table(doc)
+    if args.markdown:
+        print("\n" + markdown(doc))
     plot(doc, out_dir.parent / "search_quality.png")
     (out_dir.parent / "search_quality.json").write_text(json.dumps(doc, indent=1, default=float))
     return doc
@@ -465,6 +469,29 @@ def print_table(doc: dict[str, Any]) -> None:
               f"{d['any_dominates_reference']}, Spearman quick vs standard FD {d['spearman_quick_vs_standard_fd']}")
 
 
+def markdown(doc: dict[str, Any]) -> str:
+    """The README's table: what a user gets from each system, from the records."""
+    names = {"mf": "ours: NSGA-II, multi-fidelity (`--rungs 0.25,1,4`)", "nsga2": "ours: NSGA-II, one fidelity",
+             "random": "ours: `--strategy random`", "optuna": "ours: `--strategy optuna` (NSGA-II sampler)",
+             "tune": "Ray Tune + OptunaSearch (NSGA-II sampler)"}
+    tune_hv = doc["systems"].get("tune", {}).get("final_hv_median")
+    rows = ["| system | seeds | final hypervolume, median (range) | evaluations, median | "
+            "beat the reference at `quick`, median | reaches Tune's final hypervolume at |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    t_grid = np.array(doc["t_grid"])
+    for s in ("mf", "nsga2", "optuna", "random", "tune"):
+        v = doc["systems"].get(s)
+        if not v:
+            continue
+        reach = None if tune_hv is None else first_reach(t_grid, np.array(v["t_curve_median"]), tune_hv)
+        reached = "never" if reach is None else f"{reach:.0f} s of {doc['budget_s']:.0f}"
+        rows.append(f"| {names[s]} | {len(v['seeds'])} | {v['final_hv_median']:.3f} "
+                    f"({min(v['final_hv']):.3f}-{max(v['final_hv']):.3f}) | {int(np.median(v['evaluations']))} | "
+                    f"{np.median(v['dominate_reference']):g} | "
+                    f"{reached} |")
+    return "\n".join(rows)
+
+
 def plot(doc: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -503,6 +530,7 @@ def main() -> None:
     ap.add_argument("--out-dir", default="benchmarks/results/search_quality")
     ap.add_argument("--force", action="store_true", help="rerun finished (system, seed) runs")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--markdown", action="store_true", help="also print the README's table")
     ap.add_argument("--progress-s", type=float, default=30.0,
                     help="least seconds between live progress lines of a run (0: none)")
     ap.add_argument("--discovery", action="store_true", help="retrain the best run's front at standard")
