@@ -4,14 +4,21 @@ Ray 2.60 turns token auth on for ``ray start``; these loopback-only test cluster
 ``RAY_AUTH_MODE=disabled`` to the server and every client alike (never silently). A head
 is stopped by killing the processes the test started (``ray stop`` would also stop the
 other Ray runtimes on the machine, such as the test session's or a benchmark's).
+
+Each head runs in its own ``RAY_TMPDIR`` (short: Ray's socket paths must fit AF_UNIX's
+108 bytes), exported to its clients too, so that the address file ``ray start`` writes
+(``ray_current_cluster``, which a plain ``ray.init()`` joins) never points the rest of
+the machine at a head that is gone.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,21 +28,26 @@ RAY = str(Path(sys.executable).with_name("ray"))
 
 @dataclass
 class Head:
-    """A running head: its GCS address, dashboard URL, the environment clients need."""
+    """A running head: its GCS address, dashboard URL, the environment clients need, its temp dir."""
 
     proc: subprocess.Popen
     address: str
     dashboard: str
     env: dict
+    tmpdir: str
 
-    def stop(self) -> None:
+    def stop(self, keep_tmpdir: bool = False) -> None:
+        """Stop the head's processes; remove its temp dir unless ``keep_tmpdir``."""
         stop_tree(self.proc)
+        if not keep_tmpdir:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def start_head(env: dict, free_port, num_cpus: int = 2) -> Head:
     """``ray start --head --block`` on free ports (every port a head would otherwise take at its
     fixed default, so other clusters on the machine cannot collide); returns once the job API answers."""
-    env = {**env, "RAY_AUTH_MODE": "disabled"}
+    tmpdir = tempfile.mkdtemp(prefix="rh", dir="/tmp")
+    env = {**env, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": tmpdir}
     port, dash = free_port(), free_port()
     ports = ["--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
              "--ray-client-server-port", str(free_port()), "--metrics-export-port", str(free_port())]
@@ -43,7 +55,7 @@ def start_head(env: dict, free_port, num_cpus: int = 2) -> Head:
                              "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
                              "--dashboard-port", str(dash), *ports],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    head = Head(proc, f"127.0.0.1:{port}", f"http://127.0.0.1:{dash}", env)
+    head = Head(proc, f"127.0.0.1:{port}", f"http://127.0.0.1:{dash}", env, tmpdir)
     try:
         deadline = time.monotonic() + 180
         while subprocess.run([RAY, "job", "list", "--address", head.dashboard], env=env, capture_output=True,

@@ -287,9 +287,13 @@ def serve_forever(options: ServeOptions, address: str | None = None, say: Callab
 
     production = production_version(registry_client(options.tracking_uri), options.model)
     client, options.redis_url, redis_server = connect_redis(options.redis_url, options.runs_dir)
-    if address is None:
+    # no address: a new local runtime, as a search starts (ray.init(None) would join the last
+    # `ray start` cluster recorded on this machine, even a dead one, and wait for it forever)
+    local = address is None and not os.environ.get("RAY_ADDRESS")
+    if local:
         _check_port_free(options.host, options.port)
-    ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    ray.init(address="local" if local else address, include_dashboard=False, logging_level="WARNING",
+             log_to_driver=False)
     stop = threading.Event()
     # after ray.init, which installs its own SIGTERM handler: ours stops cleanly instead
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -320,7 +324,7 @@ def serve_forever(options: ServeOptions, address: str | None = None, say: Callab
         except Exception:  # Redis gone: stopping must still finish
             pass
         try:
-            if address is None:
+            if local:
                 serve.shutdown()
             else:  # a shared cluster: remove only this model's applications
                 for name in list(serve.status().applications):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -67,6 +68,26 @@ def test_serve_on_a_cluster_answers_and_leaves_the_cluster_running(tmp_path, cli
         jobs = subprocess.run([RAY, "job", "list", "--address", head.dashboard], env=head.env, capture_output=True,
                               timeout=60)
         assert jobs.returncode == 0
+
+        # the head is gone, its address file stays (as after a crash): a plain `serve` starts a
+        # local Ray instead of joining the dead cluster and waiting for it
+        head.stop(keep_tmpdir=True)
+        stale = Path(head.tmpdir) / "ray" / "ray_current_cluster"
+        assert stale.is_file() and stale.read_text().strip().endswith(head.address.rsplit(":", 1)[1])
+        env = {k: v for k, v in head.env.items() if k != "RAY_ADDRESS"}
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        local = subprocess.run([EVODIFF_RAY, "serve", "tiny", "--port", str(port), "--tracking-uri", uri,
+                                "--redis-url", redis_server.url, "--runs-dir", str(runs), "--replica-cpus", "0.25",
+                                "--fd-interval", "0", "--ready-timeout", "120", "--detach"],
+                               env=env, capture_output=True, text=True, timeout=300)
+        assert local.returncode == 0, local.stdout[-2000:] + local.stderr[-2000:]
+        r = requests.post(url + "/generate", json={"n": 1, "seed": 1}, headers={"Accept": "application/json"},
+                          timeout=60)
+        assert r.status_code == 200 and str(r.json()["version"]) == str(version)
+        stopped = subprocess.run([EVODIFF_RAY, "serve", "stop", "tiny", "--runs-dir", str(runs)], env=env,
+                                 capture_output=True, text=True, timeout=120)
+        assert stopped.returncode == 0, stopped.stderr[-2000:]
     finally:
         if serve is not None and serve.poll() is None:
             serve.kill()
