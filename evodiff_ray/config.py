@@ -196,8 +196,9 @@ class SearchConfig:
     rungs: str | None = option(
         None, help="multi-fidelity: training rungs as multiples of the fidelity's steps, e.g. 0.25,1,4 "
                    "(latency and memory are probed first; the top 1/eta of each rung continue from "
-                   "stored weights), for problems that train",
-        metavar="R1,R2,...", to_problem=True, problem_only=True, group="search")
+                   "stored weights), for problems that train; 'off': one fidelity (diffusion's standard "
+                   "preset turns 0.25,1,4 on)",
+        metavar="R1,R2,...|off", to_problem=True, problem_only=True, group="search")
     eta: float = option(
         3.0, help="multi-fidelity: the top 1/eta of each rung go on to the next", check="positive",
         group="search")
@@ -388,7 +389,7 @@ def finalize(config: SearchConfig) -> SearchConfig:
     if config.eta <= 1:
         raise UsageError(f"eta must be > 1 (the top 1/eta of a rung go on), got {config.eta:g}")
     if config.rungs is not None:
-        config.rungs = _rungs(config.rungs)
+        config.rungs = None if str(config.rungs).strip().lower() in ("off", "none") else _rungs(config.rungs)
     if not config.runs_dir:
         raise UsageError("runs_dir must not be empty")
     _check_services(config)

@@ -187,3 +187,17 @@ def test_resume_may_extend_but_not_redefine():
         resume_config(saved, {"seed": 4}, where="config.json")
     with pytest.raises(UsageError, match="cannot change 'pop_size'"):
         resume_config(saved, {"pop_size": 7}, where="config.json")
+
+
+def test_diffusion_standard_preset_is_the_benchmarked_best_and_rungs_can_be_turned_off():
+    """bench_search_quality: multi-fidelity async NSGA-II had the highest hypervolume; quick stays
+    single-fidelity and generational (its rerun must be all cache hits)."""
+    from evodiff_ray.problems import make_problem
+
+    c = load_config(preset="standard", overrides={"problem": "diffusion"})
+    assert (c.mode, c.rungs, c.pop_size, c.generations) == ("async", "0.25,1,4", 24, 10)
+    q = load_config(preset="quick", overrides={"problem": "diffusion"})
+    assert (q.mode, q.rungs) == ("generational", None)
+    off = load_config(preset="standard", overrides={"problem": "diffusion", "rungs": "off"})
+    assert off.rungs is None
+    assert make_problem("diffusion", dict(off.problem_options or {}, rungs=off.rungs)).rung_count() == 0
