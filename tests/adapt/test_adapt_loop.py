@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
-from serving_models import register_version  # noqa: E402
+from serving_models import ServingStack, register_version  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.redis, pytest.mark.slow]
 
@@ -62,18 +62,12 @@ def digits(n: int, offset: int = 0):
     return load_digits().images[offset:offset + n] / 16.0
 
 
-class Stack:
+class Stack(ServingStack):
     """Ray Serve + redis-server + sqlite MLflow serving ``tiny`` version 1 (as test_serving_loop does)."""
 
     def __init__(self, tmp: Path):
-        import redis
         import requests
         from mlflow import MlflowClient
-
-        from evodiff_ray.cache.local_redis import LocalRedis, free_port
-        from evodiff_ray.serving.controller import Controller
-        from evodiff_ray.serving.events import DeploymentRecorder
-        from evodiff_ray.serving.server import ServeOptions, Supervisor, start_serve
 
         self.runs = tmp / "evodiff-runs"
         self.runs.mkdir()
@@ -81,27 +75,8 @@ class Stack:
         self.v1 = register_version(self.uri, MODEL, self.runs / ".models", SEED_GENOME, seed=0, alias="production")
         self.mlflow = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         self.mlflow.set_model_version_tag(MODEL, self.v1, "genome", json.dumps(SEED_GENOME))
-        self.redis_server = LocalRedis(self.runs / ".redis").start(reuse=False)
-        self.client = redis.Redis.from_url(self.redis_server.url)
-        port = free_port()
-        self.options = ServeOptions(MODEL, self.uri, self.redis_server.url, runs_dir=str(self.runs), port=port,
-                                    replica_cpus=0.25, check_interval_s=0.3, grace_s=1.0, fd_interval_s=0)
-        start_serve("127.0.0.1", port)
-        self.controller = Controller(self.client, MODEL, DeploymentRecorder(self.uri, MODEL, str(self.runs)))
-        self.controller.start_serving(self.v1)
-        self.supervisor = Supervisor(self.options, self.controller)
-        self.supervisor.deploy_gateway()
-        self.supervisor.start_background()
-        assert self.supervisor.wait_ready(timeout_s=180), self.supervisor.errors
+        super().__init__(self.runs, self.uri, MODEL, self.v1)
         self.http = requests.Session()
-
-    def close(self):
-        from ray import serve
-
-        self.supervisor.stop()
-        serve.shutdown()
-        self.client.close()
-        self.redis_server.stop(force=True)
 
     def rate_one(self, i: int) -> None:
         """One request, rated 5 when the canary served it and 1 when production did."""

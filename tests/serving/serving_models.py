@@ -97,3 +97,49 @@ def register_version(tracking_uri: str, model: str, folder: Path, genome: dict |
     if alias:
         client.set_registered_model_alias(model, alias, version)
     return str(version)
+
+
+class ServingStack:
+    """One serving stack for a test: an embedded redis-server, Ray Serve on a free port, the
+    controller serving ``production`` and the gateway up (what ``evodiff-ray serve`` starts).
+
+    Args:
+        runs: the runs dir (the redis-server's AOF goes under ``.redis``).
+        uri: the MLflow registry URI.
+        model: the registered model.
+        production: the version to serve.
+        options: :class:`~evodiff_ray.serving.server.ServeOptions` fields (small test policies).
+    """
+
+    def __init__(self, runs: Path, uri: str, model: str, production: str, **options):
+        import redis
+
+        from evodiff_ray.cache.local_redis import LocalRedis, free_port
+        from evodiff_ray.serving.controller import Controller
+        from evodiff_ray.serving.events import DeploymentRecorder
+        from evodiff_ray.serving.server import ServeOptions, Supervisor, start_serve
+
+        self.redis_server = LocalRedis(Path(runs) / ".redis").start(reuse=False)
+        self.client = redis.Redis.from_url(self.redis_server.url)
+        port = free_port()
+        self.options = ServeOptions(model, uri, self.redis_server.url, runs_dir=str(runs), port=port,
+                                    **{"replica_cpus": 0.25, "check_interval_s": 0.3, "grace_s": 1.0,
+                                       "fd_interval_s": 0, **options})
+        self.url = self.options.url
+        start_serve("127.0.0.1", port)
+        self.recorder = DeploymentRecorder(uri, model, str(runs))
+        self.controller = Controller(self.client, model, self.recorder)
+        self.controller.start_serving(production)
+        self.supervisor = Supervisor(self.options, self.controller)
+        self.supervisor.deploy_gateway()
+        self.supervisor.start_background()
+        assert self.supervisor.wait_ready(timeout_s=180), self.supervisor.errors
+
+    def close(self) -> None:
+        """Stop the supervisor, Serve and the redis-server."""
+        from ray import serve
+
+        self.supervisor.stop()
+        serve.shutdown()
+        self.client.close()
+        self.redis_server.stop(force=True)

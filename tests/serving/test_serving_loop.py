@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from serving_models import LEARNER, genome_with_steps, register_version
+from serving_models import LEARNER, ServingStack, genome_with_steps, register_version
 
 pytestmark = [pytest.mark.ray, pytest.mark.redis, pytest.mark.slow]
 
@@ -28,18 +28,12 @@ POLICY = dict(alpha=0.05, min_ratings=8, max_ratings=64, min_requests=8, max_req
               max_error_rate=0.05, max_p90_ms=300.0, slo_min_requests=5)
 
 
-class Served:
+class Served(ServingStack):
     """Handles on the module's serving stack."""
 
     def __init__(self, tmp, ray):
-        import redis
         import requests
         from ray import serve
-
-        from evodiff_ray.cache.local_redis import LocalRedis, free_port
-        from evodiff_ray.serving.controller import Controller
-        from evodiff_ray.serving.events import DeploymentRecorder
-        from evodiff_ray.serving.server import ServeOptions, Supervisor, start_serve
 
         self.runs = tmp / "evodiff-runs"
         self.runs.mkdir()
@@ -47,28 +41,9 @@ class Served:
         self.v1 = register_version(self.uri, MODEL, self.runs / ".models", seed=0, alias="production")
         self.v2 = register_version(self.uri, MODEL, self.runs / ".models", seed=1)
         self.v3 = register_version(self.uri, MODEL, self.runs / ".models", genome_with_steps(1000, base_channels=96), seed=2)
-        self.redis_server = LocalRedis(self.runs / ".redis").start(reuse=False)
-        self.client = redis.Redis.from_url(self.redis_server.url)
-        port = free_port()
-        self.options = ServeOptions(MODEL, self.uri, self.redis_server.url, runs_dir=str(self.runs), port=port,
-                                    replica_cpus=0.25, check_interval_s=0.3, grace_s=1.0, fd_interval_s=0)
-        self.url = self.options.url
-        start_serve("127.0.0.1", port)
-        self.recorder = DeploymentRecorder(self.uri, MODEL, str(self.runs))
-        self.controller = Controller(self.client, MODEL, self.recorder)
-        self.controller.start_serving(self.v1)
-        self.supervisor = Supervisor(self.options, self.controller)
-        self.supervisor.deploy_gateway()
-        self.supervisor.start_background()
-        assert self.supervisor.wait_ready(timeout_s=180), self.supervisor.errors
+        super().__init__(self.runs, self.uri, MODEL, self.v1)
         self.http = requests.Session()
         self.serve = serve
-
-    def close(self):
-        self.supervisor.stop()
-        self.serve.shutdown()
-        self.client.close()
-        self.redis_server.stop(force=True)
 
     # -- helpers ------------------------------------------------------------------------
     def generate(self, n=1, seed=0, **kw):
