@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Callable, Sequence
 
-from evodiff_ray.adapt.cycle import CycleEffects, advance, begin, failed
+from evodiff_ray.adapt.cycle import CycleEffects, Stopped, advance, begin, failed
 from evodiff_ray.adapt.options import AdaptOptions, cycle_config
 from evodiff_ray.adapt.state import AdaptState, StateLock, StateStore
 from evodiff_ray.adapt.triggers import Memory, Observation, next_trigger
@@ -92,6 +92,8 @@ class Adapter:
             try:
                 state = advance(state, self.fx, self.store)
                 attempts = 0
+            except Stopped:
+                return state                  # stopped mid-stage: the state file resumes it here
             except UsageError as e:
                 state = self._give_up(state, e)
             except Exception as e:  # noqa: BLE001 - a stage's trouble must not end the controller
@@ -188,7 +190,7 @@ def adapt_forever(options: AdaptOptions, *, say: Callable[[str], None] = print,
                              f"'evodiff-ray serve {options.model}' (same --runs-dir/--redis-url), then adapt")
         with StateLock(options.state_path):
             store = StateStore(options.state_path, options.model)
-            effects = LiveEffects(options, client, trackers=trackers, say=say)
+            effects = LiveEffects(options, client, trackers=trackers, say=say, stop=stop)
             adapter = Adapter(options, effects, live_observer(options, client, watch), store, say=say)
             say(f"adapting {options.model}: state in {options.state_path}"
                 + (f", watching {options.watch}" if options.watch else "")

@@ -118,6 +118,11 @@ def failed(state: AdaptState, error: BaseException, now: float) -> AdaptState:
     return decided(state, FAILED, f"failed at stage {state.stage}: {type(error).__name__}: {text}", now)
 
 
+class Stopped(Exception):
+    """An effect gave up waiting because the controller was told to stop; the state stays at
+    its stage, so the next start resumes there."""
+
+
 def advance(state: AdaptState, fx: CycleEffects, store: Store) -> AdaptState:
     """Move the cycle one stage on (see the module docstring); returns the saved state.
 

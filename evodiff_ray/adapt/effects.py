@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from evodiff_ray.adapt.cycle import FAILED, seed_sources
+from evodiff_ray.adapt.cycle import FAILED, Stopped, seed_sources
 from evodiff_ray.adapt.options import AdaptOptions, cycle_config
 from evodiff_ray.adapt.state import DECIDED, AdaptState
 from evodiff_ray.adapt.triggers import Trigger
@@ -131,11 +131,13 @@ class LiveEffects:
             fresh ones for each search.
         say: one-line progress messages.
         clock: epoch seconds (tests may slow or speed it).
+        stop: the controller's stop event; waiting for a canary ends with
+            :class:`~evodiff_ray.adapt.cycle.Stopped` once it is set.
     """
 
     def __init__(self, options: AdaptOptions, client, trackers: Sequence | Callable[[], Sequence] = (),
                  say: Callable[[str], None] = log.info,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, stop=None):
         from evodiff_ray.serving.controller import Controller
         from evodiff_ray.serving.events import DeploymentRecorder
 
@@ -144,12 +146,20 @@ class LiveEffects:
         self._trackers = trackers
         self.say = say
         self.clock = clock
+        self.stop = stop              # a threading.Event: polling waits end when it is set
         self.controller = Controller(client, options.model,
                                      DeploymentRecorder(options.tracking_uri, options.model, options.runs_dir))
         self.recorder = CycleRecorder(options.tracking_uri, options.experiment, options.runs_dir)
 
     def now(self) -> float:
         return self.clock()
+
+    def _pause(self, seconds: float) -> None:
+        """Wait between polls; raise :class:`~evodiff_ray.adapt.cycle.Stopped` once told to stop."""
+        if self.stop is None:
+            time.sleep(seconds)
+        elif self.stop.wait(seconds):
+            raise Stopped("adapt is stopping; the cycle resumes at this stage")
 
     @property
     def trackers(self) -> list:
@@ -218,6 +228,19 @@ class LiveEffects:
         self.say(f"cycle {state.cycle}: search {state.search_id} (warm start: {state.seed_from or 'none'})")
         search(config, trackers=self.trackers)
 
+    def _front_should_have_registered(self, state: AdaptState) -> bool:
+        """True when the search's problem makes models and its front has points."""
+        from evodiff_ray.problems import problem_class
+        from evodiff_ray.search import CONFIG_FILE
+
+        run_dir = Path(self.options.runs_dir) / state.search_id
+        try:
+            points = json.loads((run_dir / "front.json").read_text()).get("points") or []
+            problem = json.loads((run_dir / CONFIG_FILE).read_text())["problem"]
+            return bool(points) and bool(problem_class(problem).produces_models)
+        except Exception:  # noqa: BLE001 - an unreadable run dir or unknown problem: nothing to retry
+            return False
+
     def register(self, state: AdaptState) -> str | None:
         registered_file = Path(self.options.runs_dir) / state.search_id / "registered.json"
         try:
@@ -225,6 +248,11 @@ class LiveEffects:
         except (OSError, ValueError):
             registered = []
         if not registered:
+            if self._front_should_have_registered(state):   # registration failed (MLflow down?); the stage retries
+                from evodiff_ray.core.errors import RuntimeFailure
+
+                raise RuntimeFailure(f"search {state.search_id} has a front but registered nothing "
+                                     f"(see its log); registering again")
             return None
         # the search registers its knee first, with the alias ``knee`` (tracking/registration.py)
         knee = next((r for r in registered if "knee" in (r.get("aliases") or [])), registered[0])
@@ -280,7 +308,7 @@ class LiveEffects:
                 raise RuntimeFailure(f"the canary of version {routing.challenger} was not decided within "
                                      f"{self.options.decision_timeout_s:g} s; decide it ('evodiff-ray rollback "
                                      f"{self.options.model}') and adapt resumes")
-            time.sleep(OTHER_CANARY_POLL_S)
+            self._pause(OTHER_CANARY_POLL_S)
             routing = self.controller.state()
         return routing
 
@@ -318,7 +346,7 @@ class LiveEffects:
                 except UsageError:   # decided in the meantime: the event says how
                     continue
                 return ROLLBACK, reason
-            time.sleep(DECISION_POLL_S)
+            self._pause(DECISION_POLL_S)
 
     def _decision_event(self, deployment: str) -> dict[str, Any] | None:
         for e in reversed(self.controller.events.history(count=1000)):

@@ -103,12 +103,13 @@ class AdaptCommand(Command):
         from evodiff_ray.adapt.controller import adapt_forever
 
         options = build_options(args)
+
         def trackers():   # fresh progress lines for each cycle's search
             if args.quiet:
                 return []
             from evodiff_ray.cli.search import ProgressPrinter
 
-            return [ProgressPrinter(str(options.search_overrides.get("mode", "generational")))]
+            return [ProgressPrinter("generational")]   # it takes the search's mode when the search starts
 
         state = adapt_forever(options, say=lambda m: print(m, flush=True), trackers=trackers)
         print(f"{options.model}: {state.cycle} cycle(s); the last: {state.decision or '-'}"

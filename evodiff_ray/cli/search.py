@@ -36,6 +36,7 @@ class ProgressPrinter(Tracker):
     def __init__(self, mode: str, every_s: float = 1.0, out=None, live: bool | None = None,
                  line_every_s: float = 10.0):
         self.mode = mode
+        self._async_every_s = every_s
         self.every_s = every_s if mode == "async" else 0.0
         self.out = out or sys.stdout
         isatty = getattr(self.out, "isatty", None)
@@ -50,6 +51,8 @@ class ProgressPrinter(Tracker):
         self._bar = None
 
     def on_start(self, config, run_dir, resumed) -> None:
+        self.mode = config.mode            # the resolved search's (a preset or file may set it)
+        self.every_s = self._async_every_s if config.mode == "async" else 0.0
         what = "resuming" if resumed else "starting"
         stops = " or ".join(f"{k}={_number(v)}" for k, v in config.budgets().items())
         self._print(f"{what} search {config.search_id}: problem {config.problem}, mode {config.mode}, "

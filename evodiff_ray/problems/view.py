@@ -80,11 +80,11 @@ class ProblemView(SearchProblem):
         return self.inner.trackers()
 
     def train_model(self, x, *, models_dir: str | Path, fidelity: str | None = None,
-                    progress: Callable[[str], None] | None = None):
-        return self.inner.train_model(x, models_dir=models_dir, fidelity=fidelity, progress=progress)
+                    progress: Callable[[str], None] | None = None, rung: int | None = None):
+        return self.inner.train_model(x, models_dir=models_dir, fidelity=fidelity, progress=progress, rung=rung)
 
-    def setup(self) -> None:
-        self.inner.setup()
+    def setup(self, *args, **kwargs) -> None:
+        self.inner.setup(*args, **kwargs)
 
     def worker_facts(self) -> dict[str, Any]:
         return self.inner.worker_facts()

@@ -255,7 +255,10 @@ def load_rating(config, problem, *, resume: bool) -> RatingObjective | None:
     if not config.rating_from:
         return None
     path = Path(config.run_dir) / RATINGS_FILE
-    if resume and path.is_file():
+    if resume and not path.is_file():
+        raise UsageError(f"{path} is missing: a resumed search rates with the ratings it started with; "
+                         "restore the file or start a new search")
+    if resume:
         try:
             snapshot = json.loads(path.read_text())
         except (OSError, ValueError) as e:

@@ -114,6 +114,17 @@ def test_a_canary_is_started_once_and_its_decision_is_the_serving_controllers(re
     rollbacks = [e for e in fx.controller.events.history() if e["kind"] == "rollback"]
     assert rollbacks[-1]["version"] == "9" and rollbacks[-1]["reason"] == "by hand"      # not superseded
     assert fx.controller.state().challenger == "4" and fx.controller.state().deployment == dep4
+
+    # told to stop while it waits for that canary: it stops at once and leaves the canary running
+    from evodiff_ray.adapt.cycle import Stopped
+
+    fx.options.decision_timeout_s = 600.0
+    fx.stop = threading.Event()
+    threading.Timer(0.3, fx.stop.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(Stopped):
+        fx.wait_decision(state4.evolve(stage=CANARY, deployment=dep4))
+    assert time.monotonic() - t0 < 5 and fx.controller.state().challenger == "4"
     client.close()
 
 
@@ -225,3 +236,24 @@ def test_an_interrupted_cycle_search_is_resumed_from_its_checkpoint(registry):
     front = json.loads((run_dir / "front.json").read_text())
     assert front["status"] == "finished" and front["generation"] == 3
     assert fx.register(state) is None            # zdt1's candidates are not models
+
+
+def test_a_front_of_models_that_registered_nothing_is_retried_not_decided(registry):
+    """Registration swallowed a failure (MLflow down): the stage raises, so the cycle retries it
+    (resuming the finished search registers again) instead of ending as 'none'."""
+    from evodiff_ray.adapt.effects import LiveEffects
+    from evodiff_ray.adapt.state import SEARCHING
+    from evodiff_ray.core.errors import RuntimeFailure
+
+    _, uri, runs = registry
+    opts = AdaptOptions(model="tiny", tracking_uri=uri, runs_dir=str(runs))
+    state = begin(AdaptState("tiny"), Trigger("manual", {}, 1.0)).evolve(stage=SEARCHING, seed_from=None)
+    run_dir = runs / state.search_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps({"problem": "diffusion"}))
+    (run_dir / "front.json").write_text(json.dumps({"points": [{"key": "ab" * 32, "objectives": {}}]}))
+    fx = LiveEffects(opts, client=None, say=lambda m: None)
+    with pytest.raises(RuntimeFailure, match="registered nothing"):
+        fx.register(state)
+    (run_dir / "front.json").write_text(json.dumps({"points": []}))   # an empty front: nothing to register
+    assert fx.register(state) is None

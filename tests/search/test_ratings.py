@@ -242,3 +242,16 @@ def test_ratings_stored_by_the_serving_loop_become_a_rating_objective(runs_dir, 
     resumed = search(cfg("rated-1", generations=4), resume=True)
     assert len(resumed.records) > len(r.records)
     assert all(rec["fitness"]["extras"]["rating_source"] in ("human", "predicted") for rec in resumed.records)
+
+
+def test_a_resume_without_its_ratings_snapshot_is_refused(tmp_path):
+    """A resumed search rates with the ratings it started with; without the snapshot it says so."""
+    from evodiff_ray.config import load_config
+    from evodiff_ray.core.errors import UsageError
+    from evodiff_ray.problems import make_problem
+    from evodiff_ray.search.ratings import load_rating
+
+    config = load_config(overrides={"problem": "zdt1", "rating_from": "tiny", "runs_dir": str(tmp_path),
+                                    "search_id": "s1", "no_cache": True, "no_tracking": True})
+    with pytest.raises(UsageError, match="ratings.json is missing"):
+        load_rating(config, make_problem("zdt1", {}), resume=True)
