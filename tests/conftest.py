@@ -31,6 +31,19 @@ def _leftovers(dirs) -> set[Path]:
     return found
 
 
+@pytest.fixture(autouse=True)
+def mlflow_env_stays_put():
+    """``mlflow.set_tracking_uri`` writes ``MLFLOW_TRACKING_URI`` into the environment; a test
+    that calls it must not hand its store to the searches of later tests."""
+    before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    yield
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture(scope="session", autouse=True)
 def working_tree_stays_clean():
     """Fail the session if its tests wrote ``mlruns/``, ``evodiff-runs/`` or ``mlflow.db``

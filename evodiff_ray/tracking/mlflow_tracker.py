@@ -42,6 +42,26 @@ def default_tracking_uri(runs_dir: str | Path) -> str:
     return f"sqlite:///{(Path(runs_dir).resolve() / 'mlflow.db').as_posix()}"
 
 
+def point_mlflow_at(uri: str) -> None:
+    """Point MLflow's fluent API (tracking and registry) at ``uri`` in this process, without
+    leaving ``MLFLOW_TRACKING_URI`` behind in its environment.
+
+    ``mlflow.set_tracking_uri`` also sets that variable, and :func:`resolve_tracking_uri`
+    reads it: a registration or promotion in one search would otherwise become the default
+    store of every later search in the same process (an ``adapt`` controller, a notebook,
+    a test session) and of the processes it starts.
+    """
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 def resolve_tracking_uri(configured: str | None, runs_dir: str | Path) -> str:
     """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else sqlite in the runs dir."""
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(runs_dir)

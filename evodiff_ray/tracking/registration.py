@@ -107,7 +107,7 @@ def register_front(front: dict[str, Any], problem, *, k: int, search_id: str, ru
     import mlflow
     from mlflow import MlflowClient
 
-    from evodiff_ray.tracking.mlflow_tracker import experiment_id
+    from evodiff_ray.tracking.mlflow_tracker import experiment_id, point_mlflow_at
     from evodiff_ray.tracking.registry import MODELS_DIR
 
     runs = Path(runs_dir)
@@ -118,8 +118,7 @@ def register_front(front: dict[str, Any], problem, *, k: int, search_id: str, ru
         if model is None:   # this problem's candidates are not models
             return []
         models.append(model)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    point_mlflow_at(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     exp_id = experiment_id(client, f"evodiff-{problem.name}-registered", tracking_uri, runs)
     name = model_name or f"evodiff-{search_id}"

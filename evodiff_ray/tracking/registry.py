@@ -147,7 +147,7 @@ def promote(search_id: str, *, runs_dir: str | Path = "evodiff-runs", pick: str 
 
     from evodiff_ray.cache.front_store import read_front
     from evodiff_ray.problems import make_problem
-    from evodiff_ray.tracking.mlflow_tracker import RUN_FILE, experiment_id, resolve_tracking_uri
+    from evodiff_ray.tracking.mlflow_tracker import RUN_FILE, experiment_id, point_mlflow_at, resolve_tracking_uri
 
     runs = Path(runs_dir)
     front = read_front(search_id, str(runs), redis_url)
@@ -164,8 +164,7 @@ def promote(search_id: str, *, runs_dir: str | Path = "evodiff-runs", pick: str 
                          "nothing to promote")
 
     uri = resolve_tracking_uri(tracking_uri or config.get("tracking_uri"), runs)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    point_mlflow_at(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     parent = None
     run_file = runs / search_id / RUN_FILE

@@ -72,7 +72,7 @@ def register_version(tracking_uri: str, model: str, folder: Path, genome: dict |
     from evodiff_ray.denoiser import build_denoiser
     from evodiff_ray.genome import Genome
     from evodiff_ray.problems.diffusion.model import PYFUNC_MODEL
-    from evodiff_ray.tracking.mlflow_tracker import experiment_id
+    from evodiff_ray.tracking.mlflow_tracker import experiment_id, point_mlflow_at
 
     g = Genome.from_dict(genome or MINIMAL)
     folder = Path(folder) / f"{g.key()[:12]}-s{seed}-t{int(train_steps)}"
@@ -84,8 +84,7 @@ def register_version(tracking_uri: str, model: str, folder: Path, genome: dict |
     torch.save(net.state_dict(), folder / "weights.pt")
     (folder / "genome.json").write_text(json.dumps(g.to_dict()))
     (folder / "meta.json").write_text(json.dumps({"resolution": 8, "channels": 1, "dataset_digest": "test"}))
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    point_mlflow_at(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     exp = experiment_id(client, "serving-tests", tracking_uri, folder.parent)
     with mlflow.start_run(experiment_id=exp):

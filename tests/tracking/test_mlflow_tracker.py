@@ -85,3 +85,23 @@ def test_diffusion_search_records_the_dataset_digest_as_an_input(runs_dir, tmp_p
     assert json.loads(ds_input.dataset.source) == {"dataset": "digits", "digest": digest}
     assert run.data.tags["dataset_digest"] == digest
     assert run.data.params["problem_options.fidelity"] == "smoke"
+
+
+def test_pointing_mlflow_at_a_store_leaves_the_environment_alone(monkeypatch, tmp_path):
+    """A registration points MLflow's fluent API at its store without making that store the
+    default of every later search in the process (mlflow.set_tracking_uri alone would)."""
+    import os
+
+    import mlflow
+
+    from evodiff_ray.tracking.mlflow_tracker import point_mlflow_at, resolve_tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path / 'a.db'}"
+    point_mlflow_at(uri)
+    assert mlflow.get_tracking_uri() == uri and mlflow.get_registry_uri() == uri
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert resolve_tracking_uri(None, tmp_path / "runs").endswith("runs/mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
+    point_mlflow_at(uri)
+    assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:///elsewhere.db"
