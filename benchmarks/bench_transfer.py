@@ -1,16 +1,19 @@
 """Does a warm start transfer? A search on a second dataset, cold and warm-started from digits.
 
-The second dataset is ``shapes``: greyscale 16x16 images of four procedurally drawn
+The second dataset is ``shapes``: greyscale 12x12 images of four procedurally drawn
 shapes (disk, ring, square, triangle) at random positions, sizes, angles and
 brightness, written once as a folder of PNGs with one sub-folder per class, the way a
 user brings their own data (``--dataset shapes/``). It is unlike the 8x8 digits in
-content, resolution and statistics, and needs no network.
+content, resolution and statistics, and needs no network. (``--size 16`` draws them at
+16x16; on the 2-core VM a ``quick`` evaluation then takes ~50 s per worker against ~28 s
+at 12x12, which put 3 seeds of both arms out of one session's reach.)
 
 For each seed k:
 
 - the **source** is the Pareto front of the single-fidelity NSGA-II digits run
   ``search_quality/nsga2-seed<k>.json`` (the search-quality benchmark's records,
-  measured on digits), written as a genome file;
+  measured on digits), written as a genome file (when the front is larger than the
+  population, an even spread of ``--pop`` members along it, from lowest FD to fastest);
 - **cold**: NSGA-II on shapes from a random initial population;
 - **warm**: the same search with ``seed_from`` = that file (``--seed-from FILE.json``),
   so the digits front fills generation 0 (cache keys differ by dataset: every seed is
@@ -24,8 +27,8 @@ the median curves). Runs write ``<out-dir>/<cold|warm>-seed<k>.json`` and a reru
 the finished ones; the summary is ``benchmarks/results/transfer.json`` and
 ``transfer.png``.
 
-    python benchmarks/bench_transfer.py [--seeds 1,2,3] [--evaluations 72] [--workers 2]
-        [--report-only]
+    python benchmarks/bench_transfer.py [--seeds 1,2,3] [--evaluations 48] [--pop 16] [--size 12]
+        [--workers 2] [--report-only]
 """
 
 from __future__ import annotations
@@ -131,6 +134,8 @@ def source_file(seed: int, args, out_dir: Path) -> Path:
     path = out_dir / f"source-seed{seed}.json"
     if not path.exists():
         genomes = pareto_genomes(json.loads(src.read_text())["records"])
+        if len(genomes) > args.pop:   # a front larger than the population: an even spread along it
+            genomes = [genomes[int(i)] for i in np.unique(np.linspace(0, len(genomes) - 1, args.pop).round())]
         out_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(genomes, indent=1))
     return path
@@ -241,8 +246,8 @@ def report(args, out_dir: Path) -> dict[str, Any]:
     reach_med = evaluations_to_reach(med["warm"], float(med["cold"][-1]))
     fractions = [p["fraction"] for p in per_seed]
     doc = {
-        "dataset": "shapes (16x16 greyscale, 4 classes, a folder of PNGs)", "reference": ref,
-        "reference_point": ref_point, "evaluations": n, "seeds": seeds, "per_seed": per_seed,
+        "dataset": f"shapes ({args.size}x{args.size} greyscale, 4 classes, a folder of PNGs)", "reference": ref,
+        "reference_point": ref_point, "evaluations": n, "size": args.size, "pop": args.pop, "seeds": seeds, "per_seed": per_seed,
         "median": {"cold_final_hv": float(med["cold"][-1]), "warm_final_hv": float(med["warm"][-1]),
                    "warm_evaluations_to_reach_cold_final": reach_med,
                    "fraction": None if reach_med is None else reach_med / n},
@@ -261,7 +266,7 @@ def report(args, out_dir: Path) -> dict[str, Any]:
 
 
 def print_table(doc: dict[str, Any]) -> None:
-    print(f"\nshapes, {doc['evaluations']} evaluations per run; reference point 2x the reference UNet")
+    print(f"\nshapes {doc['size']}x{doc['size']}, {doc['evaluations']} evaluations per run; reference point 2x the reference UNet")
     print(f"{'seed':>6} {'cold final HV':>14} {'warm final HV':>14} {'warm reaches it at':>19} {'fraction':>9}")
     for p in doc["per_seed"] + [{"seed": "median", **doc["median"]}]:
         reach = p["warm_evaluations_to_reach_cold_final"]
@@ -288,7 +293,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     ax.axvline(doc["evaluations"] / 2, color="grey", lw=0.8, ls=":", label="half the evaluations")
     ax.set_xlabel("evaluations")
     ax.set_ylabel("hypervolume (normalised)")
-    ax.set_title("Transfer to shapes 16x16: warm vs cold start")
+    ax.set_title(f"Transfer to shapes {doc['size']}x{doc['size']}: warm vs cold start")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -298,9 +303,10 @@ def plot(doc: dict[str, Any], path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="1,2,3")
-    ap.add_argument("--evaluations", type=int, default=72, help="evaluations per run (cold and warm alike)")
+    ap.add_argument("--evaluations", type=int, default=48, help="evaluations per run (cold and warm alike)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--pop", type=int, default=24)
+    ap.add_argument("--pop", type=int, default=16)
+    ap.add_argument("--size", type=int, default=12, help="side of the shapes images (a multiple of 4)")
     ap.add_argument("--mode", default="async", choices=("generational", "async"))
     ap.add_argument("--device", default="cpu", help="cpu, cuda or mps")
     ap.add_argument("--fidelity", default="quick")
@@ -313,8 +319,8 @@ def main() -> None:
     ap.add_argument("--progress-s", type=float, default=30.0, help="least seconds between progress lines (0: none)")
     args = ap.parse_args()
     out_dir = Path(args.out_dir)
-    args.data_dir = args.data_dir or str(Path(tempfile.gettempdir()) / "evodiff-bench-shapes16")
-    make_shapes(Path(args.data_dir))
+    args.data_dir = args.data_dir or str(Path(tempfile.gettempdir()) / f"evodiff-bench-shapes{args.size}")
+    make_shapes(Path(args.data_dir), size=args.size)
     seeds = [int(s) for s in args.seeds.split(",")]
     reference(args, out_dir)
     if not args.report_only:
