@@ -533,7 +533,8 @@ def resume_config(saved: dict[str, Any], overrides: dict[str, Any], where: str) 
             continue
         current = getattr(config, key, None)
         if key not in RESUMABLE_OVERRIDES:
-            if _comparable(current) != _comparable(value):
+            if _comparable(current) != _comparable(value) and \
+                    _comparable(current) != _comparable(_canonical(config, key, value)):
                 raise UsageError(
                     f"--resume cannot change {key!r} (saved {current!r}, given {value!r}); "
                     "start a new search instead"
@@ -642,6 +643,17 @@ def _undot(flat: dict[str, Any]) -> dict[str, Any]:
             node = node.setdefault(p, {})
         node[parts[-1]] = v
     return out
+
+
+def _canonical(config: SearchConfig, key: str, value: Any) -> Any:
+    """``value`` of ``key`` as :func:`finalize` writes it (a constraint's spelling, ``--rungs
+    off``), so a resume compares meanings, not spellings; ``value`` itself if it does not check."""
+    merged = config.to_dict()
+    _merge(merged, {key: value})
+    try:
+        return getattr(finalize(from_dict(merged, where="override")), key)
+    except UsageError:
+        return value
 
 
 def _comparable(value: Any) -> Any:

@@ -189,6 +189,18 @@ def test_resume_may_extend_but_not_redefine():
         resume_config(saved, {"pop_size": 7}, where="config.json")
 
 
+def test_resume_compares_meanings_not_spellings():
+    saved = load_config(overrides={"search_id": "s", "problem": "zdt1", "constraints": ["f1 <= 0.5"],
+                                   "rungs": "off"}).to_dict()
+    assert saved["constraints"] == ["f1<=0.5"] and saved["rungs"] is None
+    c = resume_config(saved, {"constraints": ["f1<= .5"], "rungs": "none"}, where="config.json")
+    assert (c.constraints, c.rungs) == (["f1<=0.5"], None)
+    with pytest.raises(UsageError, match="cannot change 'constraints'"):
+        resume_config(saved, {"constraints": ["f1<=0.6"]}, where="config.json")
+    with pytest.raises(UsageError, match="cannot change 'rungs'"):
+        resume_config(saved, {"rungs": "0.5,1"}, where="config.json")
+
+
 def test_diffusion_standard_preset_is_the_benchmarked_best_and_rungs_can_be_turned_off():
     """bench_search_quality: multi-fidelity async NSGA-II had the highest hypervolume; quick stays
     single-fidelity and generational (its rerun must be all cache hits)."""

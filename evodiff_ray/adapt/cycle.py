@@ -23,7 +23,7 @@ import time
 from typing import Any, Protocol
 
 from evodiff_ray.adapt.state import CANARY, DECIDED, HISTORY_KEPT, REGISTERED, SEARCHING, TRIGGERED, AdaptState
-from evodiff_ray.adapt.triggers import DATA, Trigger
+from evodiff_ray.adapt.triggers import Trigger, searched_digest
 
 NONE, FAILED = "none", "failed"
 #: the warm-start source names ``adapt --seed-from`` knows besides a literal source
@@ -100,11 +100,11 @@ def begin(state: AdaptState, trigger: Trigger) -> AdaptState:
 def decided(state: AdaptState, decision: str, reason: str, now: float) -> AdaptState:
     """The cycle closed with ``decision`` (pure): memory for the next triggers, history updated.
 
-    The dataset digest a data trigger saw becomes the one remembered (so the same change does
-    not fire twice), and a finished search becomes the next cycle's warm start.
+    The dataset digest the cycle's trigger saw becomes the one remembered (so the same change
+    does not fire twice, whichever trigger started the cycle that searched it), and a finished
+    search becomes the next cycle's warm start.
     """
-    trigger = Trigger.from_dict(state.trigger)
-    digest = trigger.details.get("new") if trigger is not None and trigger.kind == DATA else state.digest
+    digest = searched_digest(Trigger.from_dict(state.trigger))
     searched = state.stage in (REGISTERED, CANARY) or (state.stage == SEARCHING and decision == NONE)
     done = state.evolve(stage=DECIDED, decision=decision, reason=reason, decided_at=now,
                         digest=digest or state.digest,

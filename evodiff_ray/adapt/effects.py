@@ -327,9 +327,9 @@ class LiveEffects:
         started = self._deploy_event(state)
         t0 = float(started["at"]) if started is not None else self.clock()
         deadline = t0 + self.options.decision_timeout_s
-        gone_since = None
+        gone_since, cursor = None, None
         while True:
-            event = self._decision_event(state.deployment)
+            event, cursor = self._decision_event(state.deployment, cursor)
             if event is not None:
                 return event["kind"], str(event.get("reason") or "")
             routing = self.controller.state()
@@ -348,11 +348,14 @@ class LiveEffects:
                 return ROLLBACK, reason
             self._pause(DECISION_POLL_S)
 
-    def _decision_event(self, deployment: str) -> dict[str, Any] | None:
-        for e in reversed(self.controller.events.history(count=1000)):
+    def _decision_event(self, deployment: str, after: str | None) -> tuple[dict[str, Any] | None, str | None]:
+        """The decision event of ``deployment`` among the events newer than the cursor ``after``
+        (the last 1000 on the first look), and the cursor for the next look."""
+        events = self.controller.events.history(count=None if after else 1000, after=after)
+        for e in reversed(events):
             if e.get("deployment") == deployment and e.get("kind") in ("promote", "rollback"):
-                return e
-        return None
+                return e, e["id"]
+        return None, (events[-1]["id"] if events else after)
 
     # -- every stage --------------------------------------------------------------------------
     def record(self, state: AdaptState) -> None:

@@ -216,12 +216,26 @@ def schedule_trigger(obs: Observation, mem: Memory, policy: TriggerPolicy) -> Tr
 
 
 def next_trigger(obs: Observation, mem: Memory, policy: TriggerPolicy) -> Trigger | None:
-    """The trigger of a cycle starting now, or None: manual, data, degradation, schedule, in that order."""
-    if obs.manual:
-        return Trigger(MANUAL, {}, obs.now)
-    return data_trigger(obs, mem) or degradation_trigger(obs, mem, policy) or schedule_trigger(obs, mem, policy)
+    """The trigger of a cycle starting now, or None: manual, data, degradation, schedule, in that order.
+
+    Every trigger but ``data`` also carries the watched digest seen now (``details["digest"]``):
+    the cycle searches that data, so it is what the cycle remembers, and a change that a
+    schedule or a degradation cycle already searched does not fire a data cycle after it.
+    """
+    trigger = (Trigger(MANUAL, {}, obs.now) if obs.manual else
+               data_trigger(obs, mem) or degradation_trigger(obs, mem, policy) or schedule_trigger(obs, mem, policy))
+    if trigger is not None and trigger.kind != DATA and obs.digest is not None:
+        trigger = Trigger(trigger.kind, {**trigger.details, "digest": obs.digest}, trigger.at)
+    return trigger
+
+
+def searched_digest(trigger: "Trigger | None") -> str | None:
+    """The dataset digest a cycle started by ``trigger`` searched (None: not watching)."""
+    if trigger is None:
+        return None
+    return trigger.details.get("new") if trigger.kind == DATA else trigger.details.get("digest")
 
 
 __all__ = ["DATA", "DEGRADED", "KINDS", "MANUAL", "Memory", "Observation", "SCHEDULE", "ServedSnapshot",
            "Trigger", "TriggerPolicy", "data_trigger", "degradation_trigger", "next_trigger", "parse_duration",
-           "schedule_trigger"]
+           "schedule_trigger", "searched_digest"]

@@ -149,12 +149,16 @@ def front_json(
     }
 
 
+#: the extras a rated record carries (``evaluation.rating`` writes them, the front reads them)
+RATING_SOURCE, RATING_MEAN, RATING_STD, RATING_COUNT = "rating_source", "rating_mean", "rating_std", "rating_n"
+
+
 def rating_of(extras: dict[str, Any]) -> dict[str, Any] | None:
     """A record's rating provenance (``evaluation.rating`` writes these extras), or None."""
-    if "rating_source" not in extras:
+    if RATING_SOURCE not in extras:
         return None
-    return {"source": extras["rating_source"], "mean": extras.get("rating_mean"),
-            "std": extras.get("rating_std"), "n": extras.get("rating_n")}
+    return {"source": extras[RATING_SOURCE], "mean": extras.get(RATING_MEAN),
+            "std": extras.get(RATING_STD), "n": extras.get(RATING_COUNT)}
 
 
 def front_csv(front: dict[str, Any]) -> str:
@@ -171,7 +175,7 @@ def front_csv(front: dict[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["key", "generation", *names, "rung", "train_steps", "node", "device",
-                *(["rating_source", "rating_std"] if rated else [])])
+                *([RATING_SOURCE, RATING_STD] if rated else [])])
     for p in front.get("points", []):
         m = p.get("measured_on") or {}
         rating = p.get("rating") or {}

@@ -194,6 +194,16 @@ class ConstraintEvaluator(EvaluatorWrapper):
     def poll(self, timeout: float | None = None) -> list[Outcome]:
         return [self._constrain(o) for o in self.inner.poll(timeout)]
 
+    def restore(self, records: Sequence[dict[str, Any]]) -> None:
+        """Count the resumed search's violations again, then pass on."""
+        for r in records:
+            fit = r.get("fitness") or {}
+            if fit.get("feasible"):
+                values = fit.get("constraints") or {}
+                for name in self.stated.names:
+                    self.violations[name] += name in values and not float(values[name]) <= 0   # "nan"/"inf" read too
+        self.inner.restore(records)
+
     def stats(self) -> dict[str, Any]:
         """The inner stats with ``constraints``: how many feasible outcomes violated each."""
         return {**self.inner.stats(), "constraints": dict(self.violations)}

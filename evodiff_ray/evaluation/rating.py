@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from evodiff_ray.core.evaluator import Evaluator, EvaluatorWrapper, Outcome
 from evodiff_ray.core.fitness import Fitness
+from evodiff_ray.core.front import RATING_COUNT, RATING_MEAN, RATING_SOURCE, RATING_STD
 from evodiff_ray.evaluation.rating_model import LOWEST_RATING, TOP_RATING, RatingModel, mean_and_error
 from evodiff_ray.problems.base import SearchProblem
 from evodiff_ray.problems.extra_objectives import ExtraObjectives
@@ -40,7 +41,7 @@ RATING = "rating"
 #: its hypervolume reference value: the worst gap (every rater gave 1) plus 10%
 RATING_REFERENCE = 1.1 * (TOP_RATING - LOWEST_RATING)
 #: extras a rated record carries
-SOURCE, MEAN, STD, COUNT = "rating_source", "rating_mean", "rating_std", "rating_n"
+SOURCE, MEAN, STD, COUNT = RATING_SOURCE, RATING_MEAN, RATING_STD, RATING_COUNT
 HUMAN, PREDICTED = "human", "predicted"
 
 #: (candidate JSON, its measured objectives) -> the predictor's features
@@ -130,6 +131,15 @@ class HumanRating(EvaluatorWrapper):
 
     def poll(self, timeout: float | None = None) -> list[Outcome]:
         return [self._rate(o) for o in self.inner.poll(timeout)]
+
+    def restore(self, records: Sequence[dict[str, Any]]) -> None:
+        """Count the resumed search's rated records again (human or predicted), then pass on."""
+        for r in records:
+            fit = r.get("fitness") or {}
+            source = (fit.get("extras") or {}).get(SOURCE)
+            if fit.get("feasible") and source in self.counts:
+                self.counts[source] += 1
+        self.inner.restore(records)
 
     def stats(self) -> dict[str, Any]:
         return {**self.inner.stats(), "rating": dict(self.counts)}

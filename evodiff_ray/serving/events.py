@@ -40,9 +40,13 @@ class EventLog:
         event["id"] = self.client.xadd(events_key(self.model), {"event": json.dumps(event, default=str)}).decode()
         return event
 
-    def history(self, count: int | None = None) -> list[dict[str, Any]]:
-        """Events, oldest first (the last ``count`` when given)."""
-        if count is None:
+    def history(self, count: int | None = None, after: str | None = None) -> list[dict[str, Any]]:
+        """Events, oldest first: the last ``count`` when given; only those newer than the event
+        id ``after`` when given (a reader's cursor: each poll reads only what is new)."""
+        if after is not None:
+            rows = self.client.xrange(events_key(self.model), min=f"({after}")
+            rows = rows[-count:] if count is not None else rows
+        elif count is None:
             rows = self.client.xrange(events_key(self.model))
         else:
             rows = self.client.xrevrange(events_key(self.model), count=count)[::-1]

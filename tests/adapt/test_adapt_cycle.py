@@ -310,9 +310,14 @@ def test_a_usage_error_fails_the_cycle_at_once_and_a_transient_one_is_retried(tm
     assert end.decision == "failed" and "ConnectionError: redis gone" in end.reason and end.cycle == 3
 
 
-def test_decided_remembers_the_digest_only_from_a_data_trigger():
+def test_decided_remembers_the_digest_the_cycle_searched():
     s = begin(AdaptState("tiny", digest="aaa"), Trigger("schedule", {}, T0)).evolve(stage=CANARY)
-    assert decided(s, "rollback", "x", T0).digest == "aaa"
+    assert decided(s, "rollback", "x", T0).digest == "aaa"            # not watching: the memory stays
+    # a schedule cycle that searched changed data remembers it: no data cycle for it afterwards
+    s = begin(AdaptState("tiny", digest="aaa"), Trigger("schedule", {"digest": "bbb"}, T0)).evolve(stage=CANARY)
+    assert decided(s, "promote", "x", T0).digest == "bbb"
+    s = begin(AdaptState("tiny", digest="aaa"), Trigger("data", {"old": "aaa", "new": "ccc"}, T0))
+    assert decided(s.evolve(stage=CANARY), "promote", "x", T0).digest == "ccc"
 
 
 # -- a cycle's search config ---------------------------------------------------------------

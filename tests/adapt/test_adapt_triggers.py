@@ -4,7 +4,7 @@ import pytest
 
 from evodiff_ray.adapt.triggers import (DATA, DEGRADED, MANUAL, SCHEDULE, Memory, Observation, ServedSnapshot,
                                         Trigger, TriggerPolicy, data_trigger, degradation_trigger, next_trigger,
-                                        parse_duration, schedule_trigger)
+                                        parse_duration, schedule_trigger, searched_digest)
 
 T0 = 1_000_000.0
 
@@ -34,6 +34,17 @@ def test_a_new_digest_fires_the_data_trigger_but_the_first_look_is_a_baseline():
     t = data_trigger(Observation(T0, digest="b"), Memory(digest="a"))
     assert t == Trigger(DATA, {"old": "a", "new": "b"}, T0)
     assert t.describe() == "data: digest a -> b"
+
+
+def test_other_triggers_carry_the_digest_seen_so_the_cycle_remembers_what_it_searched():
+    policy = TriggerPolicy(every_s=60.0)
+    t = next_trigger(Observation(T0 + 120, digest="a"), Memory(digest="a", since=T0), policy)
+    assert t.kind == SCHEDULE and t.details["digest"] == "a" and searched_digest(t) == "a"
+    m = next_trigger(Observation(T0, digest="b", manual=True), Memory(digest="a"), policy)
+    assert m.kind == MANUAL and searched_digest(m) == "b"
+    d = next_trigger(Observation(T0, digest="b"), Memory(digest="a"), policy)
+    assert d.kind == DATA and searched_digest(d) == "b" and "digest" not in d.details
+    assert searched_digest(next_trigger(Observation(T0 + 120), Memory(since=T0), policy)) is None
 
 
 def test_fd_above_the_threshold_fires_only_on_an_fd_computed_since_the_deployment_and_decision():

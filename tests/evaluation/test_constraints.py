@@ -98,4 +98,11 @@ def test_the_wrapper_constrains_every_outcome_and_counts_violations():
     assert g == pytest.approx([0.2 / 0.5 - 1, 0.8 / 0.5 - 1, 0.0])
     assert all(o.fitness.feasible for o in outcomes)                          # a violation is not a failure
     assert ev.stats()["constraints"] == {"f1<=0.5": 1}
+    # a resumed search counts its told records again: a fresh wrapper restored from them agrees
+    records = [{"key": o.task.key, "fitness": o.fitness.to_dict()} for o in outcomes]
+    records.append({"key": "failed", "fitness": Fitness.infeasible(("f1", "f2"), "boom", ("f1<=0.5",)).to_dict()})   # inf: a failure, not a violation
+    again = stated.wrap(LocalEvaluator(problem))
+    again.restore(records)
+    assert again.stats()["constraints"] == {"f1<=0.5": 1}
     ev.close()
+    again.close()

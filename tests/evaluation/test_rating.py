@@ -61,6 +61,10 @@ def test_the_wrapper_rates_every_outcome_and_counts_the_sources():
         assert RATING in f.measured_on["predicted"] and 0 <= f.objectives[RATING] <= 4
         assert set(f.objectives) == {"f1", "f2", RATING}
     assert ev.stats()["rating"] == {"human": 1, "predicted": 3}
+    # a resumed search counts its told records' sources again
+    again = objective.wrap(LocalEvaluator(problem))
+    again.restore([{"key": o.task.key, "fitness": o.fitness.to_dict()} for o in outcomes])
+    assert again.stats()["rating"] == {"human": 1, "predicted": 3}
     # the problem as the search sees it counts the new objective
     searched = objective.problem(problem)
     assert searched.objective_names == ("f1", "f2", RATING)

@@ -69,6 +69,11 @@ class Served(ServingStack):
 
         state = self.controller.start_canary(version, share, CanaryPolicy(**{**POLICY, **policy}))
         self.wait_for(lambda s: version in s.ready, 120)
+        # the gateway re-reads the routing state every 0.2 s: until it has, a request is still
+        # served (and recorded) under the previous deployment, and pairs across deployments are
+        # rightly no evidence; traffic starts once the gateway routes the canary
+        split = {state.production: 100.0 - share, version: share}
+        assert self.wait_routes(split, 30) == split
         return state
 
     def wait_for(self, cond, timeout_s):
