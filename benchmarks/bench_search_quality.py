@@ -74,17 +74,22 @@ def problem_options(args) -> dict[str, Any]:
 
 def reference(args, out_dir: Path) -> dict[str, Any]:
     """The reference UNet's objectives at ``args.fidelity`` (measured once, then read back)."""
-    path = out_dir / "reference.json"
+    return measure_reference(problem_options(args), out_dir / "reference.json")
+
+
+def measure_reference(options: dict[str, Any], path: Path, **facts: Any) -> dict[str, Any]:
+    """The reference UNet of the diffusion problem with ``options``, evaluated once in one
+    torch thread and kept in ``path`` (with ``facts``); read back when ``path`` exists."""
     if path.exists():
         return json.loads(path.read_text())
     from evodiff_ray.problems import make_problem
 
-    problem = make_problem("diffusion", {**problem_options(args), "threads": 1})
+    problem = make_problem("diffusion", {**options, "threads": 1})
     problem.setup()
     fit = problem.evaluate(problem.baseline())
     doc = {"objectives": fit.objectives, "fitness": fit.to_dict(), "machine": machine(),
-           "loadavg": os.getloadavg()}
-    out_dir.mkdir(parents=True, exist_ok=True)
+           "loadavg": os.getloadavg(), **facts}
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=1))
     return doc
 

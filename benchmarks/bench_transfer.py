@@ -147,19 +147,8 @@ def problem_options(args) -> dict[str, Any]:
 
 def reference(args, out_dir: Path) -> dict[str, Any]:
     """The reference UNet's objectives on shapes (measured once, then read back)."""
-    path = out_dir / "reference.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    from evodiff_ray.problems import make_problem
-
-    problem = make_problem("diffusion", {**problem_options(args), "threads": 1})
-    problem.setup()
-    fit = problem.evaluate(problem.baseline())
-    doc = {"objectives": fit.objectives, "fitness": fit.to_dict(), "machine": sq.machine(),
-           "loadavg": os.getloadavg(), "dataset": problem_options(args)["dataset"]}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=1))
-    return doc
+    options = problem_options(args)
+    return sq.measure_reference(options, out_dir / "reference.json", dataset=options["dataset"])
 
 
 def run_one(arm: str, seed: int, args, out_dir: Path) -> Path:
