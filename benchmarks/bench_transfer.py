@@ -5,8 +5,8 @@ shapes (disk, ring, square, triangle) at random positions, sizes, angles and
 brightness, written once as a folder of PNGs with one sub-folder per class, the way a
 user brings their own data (``--dataset shapes/``). It is unlike the 8x8 digits in
 content, resolution and statistics, and needs no network. (``--size 16`` draws them at
-16x16; on the 2-core VM a ``quick`` evaluation then takes ~50 s per worker against ~28 s
-at 12x12, which put 3 seeds of both arms out of one session's reach.)
+16x16; on the 2-core VM a ``quick`` evaluation there took ~50 s per worker, against ~20 s
+at 12x12, which put 3 seeds of every arm out of one session's reach.)
 
 For each seed k:
 
@@ -17,18 +17,20 @@ For each seed k:
 - **cold**: NSGA-II on shapes from a random initial population;
 - **warm**: the same search with ``seed_from`` = that file (``--seed-from FILE.json``),
   so the digits front fills generation 0 (cache keys differ by dataset: every seed is
-  evaluated again on shapes, and those evaluations count).
+  evaluated again on shapes, and those evaluations count);
+- **warm-half**: the same with half as many members of the front (an even spread), so the
+  other half of generation 0 is the strategy's own random draws.
 
-Both runs get the same evaluation budget, workers, population and seed; the cache is off
+Every run gets the same evaluation budget, workers, population and seed; the cache is off
 and nothing is tracked. Hypervolume uses ONE reference point, twice the reference UNet's
 objectives measured on shapes at the start, normalised to [0, 1]. Goal: the warm start
 reaches the cold start's final hypervolume in <= 1/2 of the evaluations (per seed, and on
-the median curves). Runs write ``<out-dir>/<cold|warm>-seed<k>.json`` and a rerun skips
+the median curves). Runs write ``<out-dir>/<arm>-seed<k>.json`` and a rerun skips
 the finished ones; the summary is ``benchmarks/results/transfer.json`` and
 ``transfer.png``.
 
     python benchmarks/bench_transfer.py [--seeds 1,2,3] [--evaluations 48] [--pop 16] [--size 12]
-        [--workers 2] [--report-only]
+        [--arms cold,warm,warm-half] [--workers 2] [--report-only]
 """
 
 from __future__ import annotations
@@ -50,7 +52,11 @@ import bench_search_quality as sq  # noqa: E402  (the shared hypervolume and mac
 from evodiff_ray.problems.diffusion.settings import OBJECTIVES  # noqa: E402
 
 SHAPES = ("disk", "ring", "square", "triangle")
-ARMS = ("cold", "warm")
+ARMS = ("cold", "warm", "warm-half")
+#: how much of generation 0 each warm arm's seeds fill (the rest: the strategy's own random draws)
+SEED_SHARE = {"warm": 1.0, "warm-half": 0.5}
+LABELS = {"cold": "cold start", "warm": "warm: the digits front fills generation 0",
+          "warm-half": "warm-half: half of generation 0 from the digits front"}
 
 
 # --------------------------------------------------------------------------- the dataset
@@ -125,17 +131,24 @@ def pareto_genomes(records: list[dict]) -> list[dict]:
     return out
 
 
-def source_file(seed: int, args, out_dir: Path) -> Path:
-    """The digits front of search-quality run ``nsga2-seed<seed>``, as a ``--seed-from`` file."""
+def spread(genomes: list, k: int) -> list:
+    """At most ``k`` of ``genomes`` (ordered along the front), evenly spread from end to end (pure)."""
+    if len(genomes) <= k:
+        return list(genomes)
+    return [genomes[int(i)] for i in np.unique(np.linspace(0, len(genomes) - 1, k).round())]
+
+
+def source_file(seed: int, args, out_dir: Path, share: float = 1.0) -> Path:
+    """The digits front of search-quality run ``nsga2-seed<seed>``, as a ``--seed-from`` file of
+    at most ``share`` x ``--pop`` members."""
     src = Path(args.source_dir) / f"nsga2-seed{seed}.json"
     if not src.exists():
         sys.exit(f"{src}: no digits run to transfer from; run benchmarks/bench_search_quality.py "
                  f"--systems nsga2 --seeds {seed} first, or point --source-dir at its results")
-    path = out_dir / f"source-seed{seed}.json"
+    k = max(1, int(round(share * args.pop)))
+    path = out_dir / (f"source-seed{seed}.json" if share >= 1 else f"source-seed{seed}-{k}.json")
     if not path.exists():
-        genomes = pareto_genomes(json.loads(src.read_text())["records"])
-        if len(genomes) > args.pop:   # a front larger than the population: an even spread along it
-            genomes = [genomes[int(i)] for i in np.unique(np.linspace(0, len(genomes) - 1, args.pop).round())]
+        genomes = spread(pareto_genomes(json.loads(src.read_text())["records"]), k)
         out_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(genomes, indent=1))
     return path
@@ -167,8 +180,8 @@ def run_one(arm: str, seed: int, args, out_dir: Path) -> Path:
         "mode": args.mode, "runs_dir": tempfile.mkdtemp(prefix=f"bench-transfer-{arm}-{seed}-"),
         "no_cache": True, "no_tracking": True, "no_reference": True,
     }
-    if arm == "warm":
-        overrides["seed_from"] = str(source_file(seed, args, out_dir).resolve())
+    if arm in SEED_SHARE:
+        overrides["seed_from"] = str(source_file(seed, args, out_dir, SEED_SHARE[arm]).resolve())
     config = load_config(overrides=overrides)
     load_before = os.getloadavg()
     print(f"{arm} seed {seed}: {args.evaluations} evaluations on {args.workers} workers "
@@ -217,34 +230,43 @@ def report(args, out_dir: Path) -> dict[str, Any]:
     ref_point = sq.reference_point(ref)
     docs = {(d["arm"], d["seed"]): d for d in (json.loads(p.read_text()) for p in sorted(out_dir.glob("*-seed*.json"))
                                                if not p.name.startswith("source"))}
-    seeds = sorted({s for (arm, s) in docs if (("cold", s) in docs and ("warm", s) in docs)})
-    if not seeds:
-        sys.exit(f"no finished cold/warm pair in {out_dir}; run the benchmark first")
-    n = min(min(len(docs[(a, s)]["records"]) for a in ARMS) for s in seeds)
-    curves = {a: np.array([hv_curve(docs[(a, s)]["records"], ref_point, n) for s in seeds]) for a in ARMS}
-    per_seed = []
-    for i, s in enumerate(seeds):
-        cold_final = float(curves["cold"][i][-1])
-        reach = evaluations_to_reach(curves["warm"][i], cold_final)
-        warm_seeds = sum(1 for r in docs[("warm", s)]["records"] if str(r.get("origin") or "").startswith("seed:"))
-        per_seed.append({"seed": s, "cold_final_hv": cold_final, "warm_final_hv": float(curves["warm"][i][-1]),
-                         "warm_evaluations_to_reach_cold_final": reach,
-                         "fraction": None if reach is None else reach / n, "warm_seeds_evaluated": warm_seeds,
-                         "loadavg": {a: docs[(a, s)]["loadavg_before"] for a in ARMS}})
-    med = {a: np.median(curves[a], axis=0) for a in ARMS}
-    reach_med = evaluations_to_reach(med["warm"], float(med["cold"][-1]))
-    fractions = [p["fraction"] for p in per_seed]
+    arms = [a for a in ARMS if any(k[0] == a for k in docs)]
+    warm_arms = [a for a in arms if a in SEED_SHARE]
+    seeds = sorted({s for (_, s) in docs if all((a, s) in docs for a in arms)})
+    if "cold" not in arms or not warm_arms or not seeds:
+        sys.exit(f"no seed with a finished cold run and warm run in {out_dir}; run the benchmark first")
+    n = min(len(docs[(a, s)]["records"]) for a in arms for s in seeds)
+    curves = {a: np.array([hv_curve(docs[(a, s)]["records"], ref_point, n) for s in seeds]) for a in arms}
+    med = {a: np.median(curves[a], axis=0) for a in arms}
+    summary = {}
+    for arm in warm_arms:
+        per_seed = []
+        for i, s in enumerate(seeds):
+            cold_final = float(curves["cold"][i][-1])
+            reach = evaluations_to_reach(curves[arm][i], cold_final)
+            per_seed.append({"seed": s, "cold_final_hv": cold_final, "warm_final_hv": float(curves[arm][i][-1]),
+                             "warm_evaluations_to_reach_cold_final": reach,
+                             "fraction": None if reach is None else reach / n,
+                             "seeds_evaluated": sum(1 for r in docs[(arm, s)]["records"]
+                                                    if str(r.get("origin") or "").startswith("seed:")),
+                             "loadavg_before": {a: docs[(a, s)]["loadavg_before"][0] for a in ("cold", arm)}})
+        reach_med = evaluations_to_reach(med[arm], float(med["cold"][-1]))
+        fractions = [p["fraction"] for p in per_seed]
+        summary[arm] = {
+            "seed_share": SEED_SHARE[arm], "per_seed": per_seed,
+            "median": {"cold_final_hv": float(med["cold"][-1]), "warm_final_hv": float(med[arm][-1]),
+                       "warm_evaluations_to_reach_cold_final": reach_med,
+                       "fraction": None if reach_med is None else reach_med / n},
+            "goal_met_every_seed": all(f is not None and f <= 0.5 for f in fractions),
+            "goal_met_on_median": reach_med is not None and reach_med / n <= 0.5,
+        }
     doc = {
         "dataset": f"shapes ({args.size}x{args.size} greyscale, 4 classes, a folder of PNGs)", "reference": ref,
-        "reference_point": ref_point, "evaluations": n, "size": args.size, "pop": args.pop, "seeds": seeds, "per_seed": per_seed,
-        "median": {"cold_final_hv": float(med["cold"][-1]), "warm_final_hv": float(med["warm"][-1]),
-                   "warm_evaluations_to_reach_cold_final": reach_med,
-                   "fraction": None if reach_med is None else reach_med / n},
+        "reference_point": ref_point, "evaluations": n, "size": args.size, "pop": args.pop, "seeds": seeds,
         "goal": "warm reaches cold's final hypervolume in <= 1/2 of the evaluations",
-        "goal_met_every_seed": all(f is not None and f <= 0.5 for f in fractions),
-        "goal_met_on_median": reach_med is not None and reach_med / n <= 0.5,
+        "arms": summary,
         "curves": {a: {"median": med[a].tolist(), "min": curves[a].min(axis=0).tolist(),
-                       "max": curves[a].max(axis=0).tolist()} for a in ARMS},
+                       "max": curves[a].max(axis=0).tolist()} for a in arms},
         "machine": sq.machine(),
     }
     print_table(doc)
@@ -255,15 +277,17 @@ def report(args, out_dir: Path) -> dict[str, Any]:
 
 
 def print_table(doc: dict[str, Any]) -> None:
-    print(f"\nshapes {doc['size']}x{doc['size']}, {doc['evaluations']} evaluations per run; reference point 2x the reference UNet")
-    print(f"{'seed':>6} {'cold final HV':>14} {'warm final HV':>14} {'warm reaches it at':>19} {'fraction':>9}")
-    for p in doc["per_seed"] + [{"seed": "median", **doc["median"]}]:
-        reach = p["warm_evaluations_to_reach_cold_final"]
-        frac = p["fraction"]
-        print(f"{p['seed']:>6} {p['cold_final_hv']:>14.4f} {p['warm_final_hv']:>14.4f} "
-              f"{'never' if reach is None else reach:>19} {'-' if frac is None else f'{frac:.2f}':>9}")
-    print(f"goal (<= 0.50): every seed {'met' if doc['goal_met_every_seed'] else 'missed'}, "
-          f"median curves {'met' if doc['goal_met_on_median'] else 'missed'}")
+    print(f"\nshapes {doc['size']}x{doc['size']}, {doc['evaluations']} evaluations per run, pop {doc['pop']}; "
+          "hypervolume on 2x the reference UNet")
+    print(f"{'arm':>10} {'seed':>6} {'cold final HV':>14} {'warm final HV':>14} {'warm reaches it at':>19} "
+          f"{'fraction':>9}")
+    for arm, v in doc["arms"].items():
+        for p in v["per_seed"] + [{"seed": "median", **v["median"]}]:
+            reach, frac = p["warm_evaluations_to_reach_cold_final"], p["fraction"]
+            print(f"{arm:>10} {p['seed']:>6} {p['cold_final_hv']:>14.4f} {p['warm_final_hv']:>14.4f} "
+                  f"{'never' if reach is None else reach:>19} {'-' if frac is None else f'{frac:.2f}':>9}")
+        print(f"{arm:>10} goal (<= 0.50): every seed {'met' if v['goal_met_every_seed'] else 'missed'}, "
+              f"median curves {'met' if v['goal_met_on_median'] else 'missed'}")
 
 
 def plot(doc: dict[str, Any], path: Path) -> None:
@@ -274,11 +298,11 @@ def plot(doc: dict[str, Any], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     xs = np.arange(1, doc["evaluations"] + 1)
-    for arm, label in (("cold", "cold start"), ("warm", "warm start from the digits front")):
-        c = doc["curves"][arm]
+    for arm, c in doc["curves"].items():
+        label = LABELS[arm]
         (line,) = ax.plot(xs, c["median"], label=f"{label} (median of {len(doc['seeds'])})")
         ax.fill_between(xs, c["min"], c["max"], color=line.get_color(), alpha=0.2)
-    ax.axhline(doc["median"]["cold_final_hv"], color="grey", lw=0.8, ls="--")
+    ax.axhline(doc["curves"]["cold"]["median"][-1], color="grey", lw=0.8, ls="--")
     ax.axvline(doc["evaluations"] / 2, color="grey", lw=0.8, ls=":", label="half the evaluations")
     ax.set_xlabel("evaluations")
     ax.set_ylabel("hypervolume (normalised)")
@@ -292,6 +316,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--arms", default=",".join(ARMS), help=f"comma list of {', '.join(ARMS)}")
     ap.add_argument("--evaluations", type=int, default=48, help="evaluations per run (cold and warm alike)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--pop", type=int, default=16)
@@ -311,10 +336,13 @@ def main() -> None:
     args.data_dir = args.data_dir or str(Path(tempfile.gettempdir()) / f"evodiff-bench-shapes{args.size}")
     make_shapes(Path(args.data_dir), size=args.size)
     seeds = [int(s) for s in args.seeds.split(",")]
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    if sorted(set(arms) - set(ARMS)):
+        sys.exit(f"unknown arm(s) {sorted(set(arms) - set(ARMS))}; choose from {', '.join(ARMS)}")
     reference(args, out_dir)
     if not args.report_only:
         for seed in seeds:
-            for arm in ARMS:
+            for arm in arms:
                 run_one(arm, seed, args, out_dir)
     report(args, out_dir)
 

@@ -71,6 +71,18 @@ def start_head(env: dict, free_port, num_cpus: int = 2) -> Head:
     return head
 
 
+def submit_job(head: Head, entrypoint: list[str], timeout_s: float = 300) -> subprocess.CompletedProcess:
+    """``ray job submit`` of ``entrypoint`` to ``head``, waiting for the job and tailing its logs
+    (retried while the job agent, which comes up a little after the dashboard, is not there yet)."""
+    submit = [RAY, "job", "submit", "--address", head.dashboard, "--", *entrypoint]
+    for _ in range(20):
+        job = subprocess.run(submit, env=head.env, capture_output=True, text=True, timeout=timeout_s)
+        if job.returncode == 0 or "try again later" not in job.stdout + job.stderr:
+            break
+        time.sleep(2)
+    return job
+
+
 def _descendants(pid):
     """PIDs of every process below ``pid`` (read from /proc; Linux)."""
     parents = {}

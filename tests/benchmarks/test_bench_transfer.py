@@ -48,3 +48,9 @@ def test_evaluations_to_reach_is_one_based_and_none_when_never():
     assert bt.evaluations_to_reach(curve, 0.2) == 2
     assert bt.evaluations_to_reach(curve, 0.5) == 4
     assert bt.evaluations_to_reach(curve, 0.6) is None
+
+
+def test_spread_keeps_both_ends_and_spaces_the_rest_evenly():
+    assert bt.spread(list(range(5)), 9) == [0, 1, 2, 3, 4]
+    assert bt.spread(list(range(31)), 16)[0] == 0 and bt.spread(list(range(31)), 16)[-1] == 30
+    assert bt.spread(list(range(31)), 8) == [0, 4, 9, 13, 17, 21, 26, 30]

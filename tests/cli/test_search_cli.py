@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EVODIFF_RAY
-from ray_head import RAY, start_head
+from ray_head import RAY, start_head, submit_job
 from evodiff_ray.cli import main
 
 
@@ -199,14 +199,9 @@ def test_ray_job_submit(tmp_path, cli_env, free_port):
     head = start_head(cli_env, free_port)
     runs = tmp_path / "runs"
     try:
-        submit = [RAY, "job", "submit", "--address", head.dashboard, "--", EVODIFF_RAY, "search", "--problem",
-                  "synthetic", "--pop", "6", "--generations", "3", "--workers", "2", "--address", head.address,
-                  "--runs-dir", str(runs), "--search-id", "job"]
-        for _ in range(20):  # the job agent comes up a little after the dashboard answers
-            job = subprocess.run(submit, env=head.env, capture_output=True, text=True, timeout=300)
-            if job.returncode == 0 or "try again later" not in job.stdout + job.stderr:
-                break
-            time.sleep(2)
+        job = submit_job(head, [EVODIFF_RAY, "search", "--problem", "synthetic", "--pop", "6", "--generations", "3",
+                                "--workers", "2", "--address", head.address, "--runs-dir", str(runs),
+                                "--search-id", "job"])
         assert job.returncode == 0, job.stdout[-2000:] + job.stderr[-2000:]
         assert "search job (finished)" in job.stdout
         p = subprocess.run([EVODIFF_RAY, "front", "job", "--runs-dir", str(runs), "--format", "json"],

@@ -7,6 +7,7 @@ on SIGTERM removes only its own applications, leaving the cluster running.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -15,8 +16,13 @@ from pathlib import Path
 import pytest
 
 from conftest import EVODIFF_RAY
-from ray_head import RAY, start_head
-from serving_models import register_version
+from ray_head import RAY, start_head, submit_job
+from serving_models import MINIMAL, register_version
+
+#: a space holding the registered version's architecture (serving_models.MINIMAL), so the
+#: cycle's warm start from production fits
+ADAPT_SPACE = {"base_channels": [4, 8], "channel_mults": [1, 2], "max_levels": 2, "max_depth": 4,
+               "sampler_steps": [2, 4], "time_emb_dims": [8, 16], "heads": [1, 2]}
 
 pytestmark = [pytest.mark.ray, pytest.mark.redis, pytest.mark.slow]
 
@@ -58,6 +64,27 @@ def test_serve_on_a_cluster_answers_and_leaves_the_cluster_running(tmp_path, cli
         listed = subprocess.run([RAY, "list", "actors", "--address", head.dashboard, "--filter", "state=ALIVE",
                                  "--limit", "200"], env=head.env, capture_output=True, text=True, timeout=60)
         assert listed.returncode == 0 and "ServeController" in listed.stdout, listed.stdout[-2000:]
+
+        # adapt as a Ray job on the same cluster: one whole cycle (a warm-started search, the
+        # knee registered, its canary deployed on the cluster's Serve), decided by its timeout
+        # since no traffic comes; the job ends after the cycle (--max-cycles 1)
+        options = {"space": ADAPT_SPACE, "fd_samples": 16, "latency_batch": 2, "latency_repeats": 1, "threads": 1}
+        seeds = tmp_path / "seeds.json"        # the test's registry versions carry no genome tag
+        seeds.write_text(json.dumps(MINIMAL))
+        job = submit_job(head, [EVODIFF_RAY, "adapt", "tiny", "--every", "1d", "--cycle-now", "--max-cycles", "1",
+                                "--quiet", "--pop", "2", "--evaluations", "2", "--fidelity", "smoke",
+                                "-S", "backend=local", "-S", "no_reference=true",
+                                "-S", "problem_options=" + json.dumps(options), "--canary", "50",
+                                "--seed-from", str(seeds), "--decision-timeout", "5s", "--tracking-uri", uri, "--redis-url", redis_server.url,
+                                "--runs-dir", str(runs)])
+        assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-2000:]
+        assert "cycle 1: triggered by manual" in job.stdout, job.stdout[-3000:]
+        assert "tiny: 1 cycle(s); the last: rollback (adapt: no decision within 5 s" in job.stdout, job.stdout[-3000:]
+        state = json.loads((runs / ".adapt" / "tiny" / "state.json").read_text())
+        assert state["stage"] == "decided" and state["decision"] == "rollback" and state["version"]
+        # the knee was registered as a version of tiny, deployed beside production and retired
+        r = requests.get(url + "/readyz", timeout=30)
+        assert r.status_code == 200 and r.json()["routes"] == {str(version): 100.0}, r.text
 
         serve.send_signal(signal.SIGTERM)
         out, _ = serve.communicate(timeout=120)
