@@ -296,7 +296,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = plt.subplots(figsize=(6.5, 5.2))
     xs = np.arange(1, doc["evaluations"] + 1)
     for arm, c in doc["curves"].items():
         label = LABELS[arm]
@@ -307,7 +307,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("evaluations")
     ax.set_ylabel("hypervolume (normalised)")
     ax.set_title(f"Transfer to shapes {doc['size']}x{doc['size']}: warm vs cold start")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8)   # below: the bands fill the axes
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
