@@ -71,12 +71,12 @@ def test_serve_on_a_cluster_answers_and_leaves_the_cluster_running(tmp_path, cli
         options = {"space": ADAPT_SPACE, "fd_samples": 16, "latency_batch": 2, "latency_repeats": 1, "threads": 1}
         seeds = tmp_path / "seeds.json"        # the test's registry versions carry no genome tag
         seeds.write_text(json.dumps(MINIMAL))
-        job = submit_job(head, [EVODIFF_RAY, "adapt", "tiny", "--every", "1d", "--cycle-now", "--max-cycles", "1",
-                                "--quiet", "--pop", "2", "--evaluations", "2", "--fidelity", "smoke",
-                                "-S", "backend=local", "-S", "no_reference=true",
-                                "-S", "problem_options=" + json.dumps(options), "--canary", "50",
-                                "--seed-from", str(seeds), "--decision-timeout", "5s", "--tracking-uri", uri, "--redis-url", redis_server.url,
-                                "--runs-dir", str(runs)])
+        adapt = [EVODIFF_RAY, "adapt", "tiny", "--every", "1d", "--quiet", "--pop", "2", "--evaluations", "2",
+                 "--fidelity", "smoke", "-S", "backend=local", "-S", "no_reference=true",
+                 "-S", "problem_options=" + json.dumps(options), "--seed-from", str(seeds), "--canary", "50",
+                 "--decision-timeout", "5s", "--tracking-uri", uri, "--redis-url", redis_server.url,
+                 "--runs-dir", str(runs)]
+        job = submit_job(head, [*adapt, "--cycle-now", "--max-cycles", "1"])
         assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-2000:]
         assert "cycle 1: triggered by manual" in job.stdout, job.stdout[-3000:]
         assert "tiny: 1 cycle(s); the last: rollback (adapt: no decision within 5 s" in job.stdout, job.stdout[-3000:]
@@ -85,6 +85,29 @@ def test_serve_on_a_cluster_answers_and_leaves_the_cluster_running(tmp_path, cli
         # the knee was registered as a version of tiny, deployed beside production and retired
         r = requests.get(url + "/readyz", timeout=30)
         assert r.status_code == 200 and r.json()["routes"] == {str(version): 100.0}, r.text
+
+        # a watching adapt job stopped with `ray job stop` (SIGTERM): the job ends STOPPED, the
+        # state file is as the last cycle left it, and the state dir's lock is free for the next start
+        started = subprocess.run([RAY, "job", "submit", "--address", head.dashboard, "--submission-id", "adapt-stop",
+                                  "--no-wait", "--", *adapt, "--poll", "1s"], env=head.env, capture_output=True,
+                                 text=True, timeout=120)
+        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
+        deadline = time.monotonic() + 120
+        while "adapting tiny" not in (logs := subprocess.run(
+                [RAY, "job", "logs", "--address", head.dashboard, "adapt-stop"], env=head.env, capture_output=True,
+                text=True, timeout=60).stdout):
+            assert time.monotonic() < deadline and "error:" not in logs, logs[-2000:]
+            time.sleep(0.5)
+        stop = subprocess.run([RAY, "job", "stop", "--address", head.dashboard, "adapt-stop"], env=head.env,
+                              capture_output=True, text=True, timeout=120)
+        assert stop.returncode == 0, stop.stdout[-2000:] + stop.stderr[-2000:]
+        status = subprocess.run([RAY, "job", "status", "--address", head.dashboard, "adapt-stop"], env=head.env,
+                                capture_output=True, text=True, timeout=60)
+        assert "'adapt-stop' was stopped" in status.stdout, status.stdout[-2000:]
+        assert json.loads((runs / ".adapt" / "tiny" / "state.json").read_text())["cycle"] == state["cycle"]
+        from evodiff_ray.adapt.state import StateLock
+
+        StateLock(runs / ".adapt" / "tiny").acquire().release()      # no controller holds it any more
 
         serve.send_signal(signal.SIGTERM)
         out, _ = serve.communicate(timeout=120)
