@@ -352,13 +352,15 @@ def test_served_sample_fd_over_a_rolling_window_shows_in_models(served, one_torc
     n, started = 64, time.time()
     requests_of = {served.v1: 0, trained: 0}
     for i in range(200):
-        if requests_of[served.v1] > SAMPLES_KEPT // n and requests_of[trained] >= 2:
-            break                                  # production's window has rolled over
+        if requests_of[served.v1] > SAMPLES_KEPT // n and requests_of[trained] >= 4:
+            break                                  # production's window has rolled over; 256 of the canary's
         r = served.generate(n=n, seed=i)
         assert r.status_code == 200, r.text
         requests_of[r.headers["X-Model-Version"]] += 1
     window = {v: n * min(k, SAMPLES_KEPT // n) for v, k in requests_of.items()}
-    assert window[served.v1] == SAMPLES_KEPT and window[trained] >= 2 * n, requests_of
+    # FD is biased upwards on few samples: 128 of the trained version's once scored 233 against
+    # ~173 on more, too close to the noise's ~420 for the ratio below
+    assert window[served.v1] == SAMPLES_KEPT and window[trained] >= 4 * n, requests_of
     # all traffic is in: the first pass sees each version's whole window
     served.options.fd_interval_s = 0.5             # the supervisor reads its options every turn
     try:
