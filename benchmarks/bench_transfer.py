@@ -13,7 +13,10 @@ For each seed k:
 - the **source** is the Pareto front of the single-fidelity NSGA-II digits run
   ``search_quality/nsga2-seed<k>.json`` (the search-quality benchmark's records,
   measured on digits), written as a genome file (when the front is larger than the
-  population, an even spread of ``--pop`` members along it, from lowest FD to fastest);
+  population, an even spread of ``--pop`` members along it, from lowest FD to fastest).
+  Seed 4's digits run (same settings, not part of the search-quality table) is kept as
+  ``transfer/source-digits-nsga2-seed4.json``: ``--seeds 4 --source-dir DIR`` with it
+  copied to ``DIR/nsga2-seed4.json`` reruns that seed;
 - **cold**: NSGA-II on shapes from a random initial population;
 - **warm**: the same search with ``seed_from`` = that file (``--seed-from FILE.json``),
   so the digits front fills generation 0 (cache keys differ by dataset: every seed is
