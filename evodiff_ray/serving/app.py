@@ -178,6 +178,8 @@ class Gateway:
             images = await self.handle(version).generate.remote(req.n, req.seed)
         except Exception as e:
             # a version retired between the routing read and the call: production answers instead
+            # (and the version's handle is looked up afresh next time: it may have been redeployed)
+            self._handles.pop(version, None)
             fresh = await self.state()
             retry = fresh.production if fresh is not None and fresh.production in fresh.ready else None
             if retry is None or retry == version:

@@ -120,13 +120,15 @@ class Supervisor:
                 for name, app in serve.status().applications.items() if name.startswith(head)}
 
     def reconcile(self) -> None:
-        """One pass: start what the state needs, mark it ready, retire what it no longer needs."""
-        from ray import serve
+        """One pass: start what the state needs, mark it ready, retire what it no longer needs.
 
+        The state can change between this pass's read and its actions (a canary started by
+        another process), so a retirement re-reads it before deleting, and a version marked
+        ready whose application is gone (deleted, crashed) is marked not ready and started again.
+        """
         state = self.controller.state()
         if state is None:
             return
-        live = state.live()
         running = self._running_versions()
         for v, fut in list(self._starting.items()):
             if not fut.done():
@@ -134,29 +136,62 @@ class Supervisor:
             del self._starting[v]
             err = fut.exception()
             if err is None:
+                log.info("version %s is up; traffic may reach it", v)
                 state = update_state(self.controller.client, self.options.model, lambda cur, v=v: cur.with_ready(v))
             else:
                 self._failed_start(v, err)
                 state = self.controller.state()
-            live = state.live()
+        for v in sorted(set(state.ready) - set(self._starting)):
+            if running.get(v) in (None, "DELETING"):
+                # ready in the state, gone from Serve: no traffic until it is up again
+                log.warning("version %s is marked ready but its application is %s; starting it again", v,
+                            "deleting" if running.get(v) else "gone")
+                state = update_state(self.controller.client, self.options.model,
+                                     lambda cur, v=v: cur.with_ready(v, False))
+        live = state.live()
         now = time.monotonic()
+        for v in live:
+            self._retiring.pop(v, None)            # needed again: its retirement is off
         for v in sorted(live - set(state.ready) - set(self._starting)):
             if running.get(v) == "RUNNING":
-                # up already (a restarted ``serve`` on a cluster that kept it): running it again
-                # would roll its replicas for nothing
+                # up already (a restarted ``serve`` on a cluster that kept it, or a version
+                # redeployed before its retirement ended): running it again would roll its replicas
+                log.info("version %s is running already; traffic may reach it", v)
                 state = update_state(self.controller.client, self.options.model, lambda cur, v=v: cur.with_ready(v))
+            elif running.get(v) == "DELETING":
+                continue                           # started again once Serve has deleted it
             elif now >= self._failed.get(v, 0.0):
+                log.info("starting version %s", v)
                 self._starting[v] = self._pool.submit(self._start_version, v)
-        for v in set(running) - live - set(self._starting):
+        for v in sorted(set(running) - live - set(self._starting)):
+            if running[v] == "DELETING":
+                continue
             if v in state.ready:
                 # traffic stops first; the application goes once no gateway can still pick it
+                log.info("retiring version %s: no traffic from now, deleted in %.1f s", v, self.options.grace_s)
                 update_state(self.controller.client, self.options.model, lambda cur, v=v: cur.with_ready(v, False))
                 self._retiring[v] = now
             elif now - self._retiring.setdefault(v, now) >= self.options.grace_s:
                 self._retiring.pop(v, None)
-                serve.delete(version_app_name(self.options.model, v))
+                self._delete_if_retired(v)
         for v in set(self._retiring) - set(running):
             self._retiring.pop(v, None)
+
+    def _delete_if_retired(self, version: str) -> None:
+        """Delete ``version``'s application unless a fresh read of the state needs it again."""
+        from ray import serve
+
+        fresh = self.controller.state()
+        if fresh is not None and (version in fresh.live() or version in fresh.ready):
+            log.info("version %s is needed again; its retirement is off", version)
+            return
+        log.info("deleting version %s's application", version)
+        serve.delete(version_app_name(self.options.model, version))
+        after = self.controller.state()
+        if after is not None and version in after.ready:
+            # it became needed while it was being deleted: the next pass starts it again
+            update_state(self.controller.client, self.options.model,
+                         lambda cur: cur.with_ready(version, False))
 
     def _failed_start(self, version: str, err: BaseException) -> None:
         from evodiff_ray.serving.policy import ROLLBACK, Decision
