@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EVODIFF_RAY
-from ray_head import RAY, start_head, submit_job
+from ray_head import start_head, submit_job
 from evodiff_ray.cli import main
 
 
