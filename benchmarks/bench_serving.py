@@ -8,7 +8,9 @@ small genome, logged with the real pyfunc) is
      gateway, one sampler replica with one torch thread, Redis metrics) and called over
      HTTP from 1, 4 and 16 client threads.
 Throughput and client-side latency p50/p99 at each concurrency; the serving overhead is the
-p50 difference at concurrency 1. Goal: serving adds <= 10 ms at p50. Prints a table; writes
+p50 difference at concurrency 1. The breakdown at concurrency 1 adds the HTTP floor
+(``GET /healthz``), the sampler through a Serve handle, and an ingress that samples
+in-process: the floor of a gateway that would host the samplers itself. Goal: serving adds <= 10 ms at p50. Prints a table; writes
 JSON to benchmarks/results/serving.json.
 
     python benchmarks/bench_serving.py [--requests 200] [--n 4] [--steps 20]
@@ -66,6 +68,36 @@ def register(tracking_uri: str, model: str, folder: Path, steps: int) -> str:
     version = mlflow.register_model(info.model_uri, model).version
     mlflow.MlflowClient(tracking_uri=tracking_uri).set_registered_model_alias(model, "production", version)
     return str(version)
+
+
+def inline_app(model: str, version: str, tracking_uri: str):
+    """A one-deployment Serve application whose HTTP ingress samples in its own process: the
+    floor of a gateway that hosts the versions' samplers itself (no handle hop to a sampler
+    replica). Same parsing, sampling and npz encoding as the gateway; no Redis metrics."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import Response
+    from ray import serve
+
+    from evodiff_ray.serving.app import Sampler
+    from evodiff_ray.serving.codec import NPZ, npz_bytes, parse_generate
+
+    api = FastAPI()
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0.5})
+    @serve.ingress(api)
+    class InlineGateway:
+        def __init__(self):
+            self.sampler = Sampler.func_or_class(model, version, tracking_uri, 1)
+
+        @api.post("/generate")
+        async def generate(self, request: Request) -> Response:
+            req = parse_generate(await request.body())
+            t0 = time.perf_counter()
+            images = self.sampler.generate(req.n, req.seed)
+            ms = (time.perf_counter() - t0) * 1000.0
+            return Response(npz_bytes(images, version=version), media_type=NPZ, headers={"X-Latency-Ms": f"{ms:.3f}"})
+
+    return InlineGateway.bind()
 
 
 def measure(call, concurrency: int, total: int) -> dict:
@@ -170,6 +202,17 @@ def main() -> None:
         # where the time goes, at concurrency 1: the HTTP floor (client -> Serve's proxy ->
         # gateway -> back, nothing else) and the sampler called through a Serve handle from here
         breakdown["healthz_p50_ms"] = measure(healthz_call, 1, args.requests)["p50_ms"]
+        # the design option: an ingress sampling in-process (no hop to a sampler replica)
+        serve.run(inline_app("bench", version, uri), name="bench-inline", route_prefix="/inline")
+
+        def inline_call(i):
+            if not hasattr(local, "s"):
+                local.s = requests.Session()
+            local.s.post(options.url + "/inline/generate", json={"n": args.n, "seed": i},
+                         headers={"Accept": "application/x-npz"}, timeout=120).raise_for_status()
+
+        breakdown["inline_ingress_p50_ms"] = measure(inline_call, 1, args.requests)["p50_ms"]
+        serve.delete("bench-inline")
         try:
             breakdown["handle_p50_ms"] = measure(lambda i: sampler.generate.remote(args.n, i).result(), 1,
                                                  args.requests)["p50_ms"]
@@ -200,6 +243,7 @@ def main() -> None:
         "sampler_via_handle_minus_in_process_ms": None if handle is None else handle - inproc,
         "gateway_call_minus_in_process_ms": http["server_p50_ms"] - inproc,
         "http_minus_gateway_call_ms": http["p50_ms"] - http["server_p50_ms"],
+        "inline_ingress_added_p50_ms": breakdown["inline_ingress_p50_ms"] - inproc,
     })
     print("where it goes at concurrency 1 (p50s): HTTP floor (GET /healthz) "
           f"{breakdown['healthz_p50_ms']:.1f} ms; the sampler through a Serve handle adds "
@@ -207,6 +251,8 @@ def main() -> None:
           "through the gateway "
           f"{breakdown['gateway_call_minus_in_process_ms']:.1f} ms; client minus the gateway's call "
           f"{breakdown['http_minus_gateway_call_ms']:.1f} ms")
+    print("an ingress that samples in-process (the design without the hop to a sampler replica; no "
+          f"metrics) would add {breakdown['inline_ingress_added_p50_ms']:.1f} ms at p50")
     out = {"rows": rows, "added_p50_ms_at_1": added, "goal_ms": 10, "goal": verdict, "breakdown_at_1": breakdown,
            "settings": {"requests": args.requests, "n": args.n, "steps": args.steps, "genome": GENOME,
                         "replicas": 1, "torch_threads": 1},

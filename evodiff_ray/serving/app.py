@@ -65,9 +65,10 @@ class Sampler:
         import mlflow
         import torch
 
+        from evodiff_ray.tracking.mlflow_tracker import point_mlflow_at
+
         torch.set_num_threads(max(1, int(threads)))
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
+        point_mlflow_at(tracking_uri)     # not left in the replica's environment for what it starts
         self.version = version
         self.model = mlflow.pyfunc.load_model(f"models:/{model}/{version}")
         self.model.predict({"n": 1, "seed": 0})    # warm-up: the first call pays for allocation
