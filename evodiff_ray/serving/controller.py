@@ -147,12 +147,12 @@ class Controller:
             return replace(cur, deployment=new_deployment_id(), production=cur.challenger, challenger=None,
                            share=0.0, run_id=None, started_at=time.time(), history=cur.history + (cur.production,))
         state = update_state(self.client, self.model, change)
-        if self.recorder is not None:
-            self.recorder.tag_version(old.challenger, {"promoted_at": _now(), "reason": decision.reason})
-            self.recorder.tag_version(old.production, {"retired_at": _now(), "replaced_by": old.challenger})
+        # the event right after the state (Redis, durable); MLflow's slower writes after it
         self._emit("promote", old, version=old.challenger, previous=old.production, reason=decision.reason,
                    details=decision.details)
         if self.recorder is not None:
+            self.recorder.tag_version(old.challenger, {"promoted_at": _now(), "reason": decision.reason})
+            self.recorder.tag_version(old.production, {"retired_at": _now(), "replaced_by": old.challenger})
             self.recorder.end_run(old.run_id, PROMOTE, decision.reason)
         return state
 
@@ -170,11 +170,11 @@ class Controller:
             return replace(cur, deployment=new_deployment_id(), challenger=None, share=0.0, run_id=None,
                            started_at=time.time())
         update_state(self.client, self.model, change)
+        # the event right after the state (Redis, durable); MLflow's slower writes after it
+        self._emit(kind, old, version=old.challenger, reason=reason, details=details or {})
         if self.recorder is not None:
             self.recorder.tag_version(old.challenger, {"rolled_back": "true", "rolled_back_at": _now(),
                                                        "reason": reason})
-        self._emit(kind, old, version=old.challenger, reason=reason, details=details or {})
-        if self.recorder is not None:
             self.recorder.end_run(old.run_id, outcome, reason)
 
     def manual_rollback(self) -> dict[str, Any]:

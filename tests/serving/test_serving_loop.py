@@ -145,6 +145,16 @@ class Served(ServingStack):
             time.sleep(0.2)
         raise AssertionError(f"run {run_id} got no decision tag within {timeout_s} s")
 
+    def wait_events(self, kind, deployment, timeout_s=30):
+        """The ``kind`` events of ``deployment`` once there is one: the controller writes the
+        routing state first and the event just after it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = [e for e in self.controller.events.history() if e["kind"] == kind and e["deployment"] == deployment]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.1)
+
     def wait_routes(self, expected, timeout_s=10):
         """``GET /readyz``'s routes once they equal ``expected`` (a gateway re-reads the state every 0.2 s)."""
         deadline = time.monotonic() + timeout_s
@@ -423,7 +433,7 @@ def test_slow_challenger_breaches_the_slo_and_is_rolled_back_at_once(served):
         statuses.append(served.generate(seed=i).status_code)
         i += 1
     decided_after = time.monotonic() - ready_at
-    (event,) = [e for e in _events(served, "rollback") if e["deployment"] == deploy.deployment]
+    (event,) = served.wait_events("rollback", deploy.deployment)
     assert event["reason"].startswith("slo: p90 latency"), event
     assert set(statuses) == {200}
     # the stated window: slo_min_requests challenger requests at its share, plus one check interval
