@@ -7,7 +7,8 @@ nothing lands in the repository. What the test changes in a command, all listed 
 - **Size only.** A command that runs a diffusion preset (``evodiff-ray search --preset``,
   ``scripts/quickstart``) gets :data:`SHRINK` appended: the ``smoke`` fidelity and a
   population of 4 for one generation. Problem, mode, cache, tracking and Ray stay as
-  written.
+  written. A search of a benchmark problem (``--problem zdt1``) runs at most
+  :data:`MAX_GENERATIONS` generations.
 - **Places.** ``scripts/...`` is the repository's script (the README runs it from the
   clone); ``scripts/quickstart`` also gets ``--runs-dir`` of the temporary directory,
   since the script runs from the clone. A placeholder search id (``diffusion-2026...``)
@@ -39,6 +40,8 @@ README = REPO / "README.md"
 VENV = Path(sys.executable).parent.parent
 #: appended to a command that runs a diffusion preset: the size, nothing else
 SHRINK = ["--fidelity", "smoke", "--pop", "4", "--generations", "1"]
+#: the generations a benchmark-problem search runs at most (the size, nothing else)
+MAX_GENERATIONS = 10
 #: the only reasons a block may be left out; each names what this machine lacks
 EXCLUSIONS = ("needs a Mac", "needs a cluster")
 SHELLS = ("bash", "sh", "shell")
@@ -112,6 +115,9 @@ def prepare(cmd: str, cwd: Path) -> list[str] | None:
         return None
     if runs_diffusion_preset(argv):
         argv += SHRINK
+    elif argv[:2] == ["evodiff-ray", "search"] and "--generations" in argv:
+        k = argv.index("--generations") + 1
+        argv[k] = str(min(int(argv[k]), MAX_GENERATIONS))
     if argv[:1] == ["scripts/quickstart"]:
         argv += ["--runs-dir", str(cwd / "evodiff-runs")]
     if argv and argv[0].startswith("scripts/"):
@@ -239,6 +245,9 @@ def test_prepare_changes_only_size_and_places(tmp_path):
         ["evodiff-ray", "search", "--preset", "quick", *SHRINK]
     assert prepare("evodiff-ray search --problem zdt1 --pop 100", tmp_path) == \
         ["evodiff-ray", "search", "--problem", "zdt1", "--pop", "100"]
+    assert prepare("evodiff-ray search --problem zdt1 --pop 100 --generations 100 --no-cache", tmp_path) == \
+        ["evodiff-ray", "search", "--problem", "zdt1", "--pop", "100", "--generations", "10", "--no-cache"]
+    assert prepare("evodiff-ray search --problem zdt1 --generations 3", tmp_path)[-1] == "3"
     assert prepare("scripts/quickstart", tmp_path) == \
         [str(REPO / "scripts/quickstart"), *SHRINK, "--runs-dir", str(tmp_path / "evodiff-runs")]
     assert prepare("evodiff-ray search --resume --search-id diffusion-2026...", tmp_path)[-1] == "diffusion-1"
