@@ -10,10 +10,14 @@ small genome, logged with the real pyfunc) is
 Throughput and client-side latency p50/p99 at each concurrency; the serving overhead is the
 p50 difference at concurrency 1. The breakdown at concurrency 1 adds the HTTP floor
 (``GET /healthz``), the sampler through a Serve handle, and an ingress that samples
-in-process: the floor of a gateway that would host the samplers itself. Goal: serving adds <= 10 ms at p50. Prints a table; writes
+in-process: the floor of a gateway that would host the samplers itself. With
+``--direct-ingress`` the Ray it starts runs Serve's direct ingress
+(``RAY_SERVE_ENABLE_DIRECT_INGRESS=1``: each ingress replica also listens on its own port,
+which a load balancer would call without Serve's proxy), and the breakdown adds the gateway
+and that in-process ingress called on their replicas' ports. Goal: serving adds <= 10 ms at p50. Prints a table; writes
 JSON to benchmarks/results/serving.json.
 
-    python benchmarks/bench_serving.py [--requests 200] [--n 4] [--steps 20]
+    python benchmarks/bench_serving.py [--requests 200] [--n 4] [--steps 20] [--direct-ingress]
 """
 
 from __future__ import annotations
@@ -104,6 +108,32 @@ def inline_app(model: str, version: str, tracking_uri: str):
     return InlineGateway.bind()
 
 
+def listening_ports(lo: int = 30000, hi: int = 30200) -> set[int]:
+    """Ports in Serve's direct-ingress range that accept a connection on 127.0.0.1 now."""
+    import socket
+
+    found = set()
+    for port in range(lo, hi):
+        with socket.socket() as sock:
+            sock.settimeout(0.05)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                found.add(port)
+    return found
+
+
+def answering(ports, path: str, n: int) -> int | None:
+    """The first of ``ports`` whose ``POST path`` answers 200 (a replica's direct port)."""
+    import requests
+
+    for port in sorted(ports):
+        try:
+            if requests.post(f"http://127.0.0.1:{port}{path}", json={"n": n, "seed": 1}, timeout=30).status_code == 200:
+                return port
+        except requests.RequestException:
+            continue
+    return None
+
+
 def measure(call, concurrency: int, total: int) -> dict:
     """``total`` calls of ``call(i)`` from ``concurrency`` threads: throughput and latency percentiles."""
     lat: list[float] = []
@@ -138,8 +168,16 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200, help="requests per concurrency level")
     ap.add_argument("--n", type=int, default=4, help="images per request")
     ap.add_argument("--steps", type=int, default=20, help="sampler steps of the served genome")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "serving.json"))
+    ap.add_argument("--direct-ingress", action="store_true",
+                    help="run Serve's direct ingress and also call the ingress replicas on their own ports")
+    ap.add_argument("--out", default=None,
+                    help="JSON to write (default results/serving.json, results/serving-direct.json with --direct-ingress)")
     args = ap.parse_args()
+    if args.out is None:
+        args.out = str(Path(__file__).parent / "results" / ("serving-direct.json" if args.direct_ingress
+                                                              else "serving.json"))
+    if args.direct_ingress:   # read by Serve's processes when they start, so before ray.init
+        os.environ["RAY_SERVE_ENABLE_DIRECT_INGRESS"] = "1"
     load_before = os.getloadavg()   # latency: run it on an otherwise quiet machine
 
     import mlflow
@@ -186,6 +224,12 @@ def main() -> None:
         resp.raise_for_status()
         server_side.append(float(resp.headers["X-Latency-Ms"]))
 
+    def direct_call(port, path, i):
+        if not hasattr(local, "s"):
+            local.s = requests.Session()
+        local.s.post(f"http://127.0.0.1:{port}{path}", json={"n": args.n, "seed": i},
+                     headers={"Accept": "application/x-npz"}, timeout=120).raise_for_status()
+
     def healthz_call(i):
         if not hasattr(local, "s"):
             local.s = requests.Session()
@@ -210,8 +254,19 @@ def main() -> None:
         # and Ray's own processes share this machine's cores with it)
         breakdown["in_process_beside_serve_p50_ms"] = measure(
             lambda i: model.predict({"n": args.n, "seed": i}), 1, args.requests)["p50_ms"]
+        if args.direct_ingress:
+            gateway_port = answering(listening_ports(), "/generate", args.n)
+            if gateway_port is not None:
+                breakdown["gateway_direct_p50_ms"] = measure(
+                    lambda i: direct_call(gateway_port, "/generate", i), 1, args.requests)["p50_ms"]
         # the design option: an ingress sampling in-process (no hop to a sampler replica)
+        before = listening_ports() if args.direct_ingress else set()
         serve.run(inline_app("bench", version, uri), name="bench-inline", route_prefix="/inline")
+        if args.direct_ingress:
+            inline_port = answering(listening_ports() - before, "/inline/generate", args.n)
+            if inline_port is not None:
+                breakdown["inline_direct_p50_ms"] = measure(
+                    lambda i: direct_call(inline_port, "/inline/generate", i), 1, args.requests)["p50_ms"]
 
         def inline_call(i):
             if not hasattr(local, "s"):
@@ -255,6 +310,13 @@ def main() -> None:
         "inline_ingress_added_p50_ms": breakdown["inline_ingress_p50_ms"] - inproc,
         "idle_serve_slows_in_process_by_ms": breakdown["in_process_beside_serve_p50_ms"] - inproc,
     })
+    for key in ("gateway_direct", "inline_direct"):
+        if f"{key}_p50_ms" in breakdown:
+            breakdown[f"{key}_added_p50_ms"] = breakdown[f"{key}_p50_ms"] - inproc
+            print(f"{key.replace('_', ' ')} ingress (its replica's own port, no proxy) adds "
+                  f"{breakdown[f'{key}_added_p50_ms']:.1f} ms at p50")
+        elif args.direct_ingress:
+            print(f"{key.replace('_', ' ')}: no replica port answered; not measured")
     print("where it goes at concurrency 1 (p50s): HTTP floor (GET /healthz) "
           f"{breakdown['healthz_p50_ms']:.1f} ms; the sampler through a Serve handle adds "
           f"{breakdown['sampler_via_handle_minus_in_process_ms'] or float('nan'):.1f} ms over in-process, "
@@ -266,7 +328,7 @@ def main() -> None:
           f"itself is {breakdown['idle_serve_slows_in_process_by_ms']:.1f} ms slower beside an idle Ray Serve")
     out = {"rows": rows, "added_p50_ms_at_1": added, "goal_ms": 10, "goal": verdict, "breakdown_at_1": breakdown,
            "settings": {"requests": args.requests, "n": args.n, "steps": args.steps, "genome": GENOME,
-                        "replicas": 1, "torch_threads": 1},
+                        "replicas": 1, "torch_threads": 1, "direct_ingress": args.direct_ingress},
            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
            "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
            "when": time.strftime("%Y-%m-%d %H:%M:%S")}
