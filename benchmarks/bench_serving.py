@@ -216,19 +216,19 @@ def main() -> None:
     local = threading.local()
     server_side: list[float] = []
 
-    def http_call(i):
+    def generate(url, i):
+        """``POST url`` as the benchmark's client (a session per client thread); the response."""
         if not hasattr(local, "s"):
             local.s = requests.Session()
-        resp = local.s.post(options.url + "/generate", json={"n": args.n, "seed": i},
-                            headers={"Accept": "application/x-npz"}, timeout=120)
-        resp.raise_for_status()
-        server_side.append(float(resp.headers["X-Latency-Ms"]))
+        resp = local.s.post(url, json={"n": args.n, "seed": i}, headers={"Accept": "application/x-npz"}, timeout=120)
+        assert resp.status_code == 200, f"{url}: {resp.status_code} {resp.text[:500]}"
+        return resp
+
+    def http_call(i):
+        server_side.append(float(generate(options.url + "/generate", i).headers["X-Latency-Ms"]))
 
     def direct_call(port, path, i):
-        if not hasattr(local, "s"):
-            local.s = requests.Session()
-        local.s.post(f"http://127.0.0.1:{port}{path}", json={"n": args.n, "seed": i},
-                     headers={"Accept": "application/x-npz"}, timeout=120).raise_for_status()
+        generate(f"http://127.0.0.1:{port}{path}", i)
 
     def healthz_call(i):
         if not hasattr(local, "s"):
@@ -268,14 +268,8 @@ def main() -> None:
                 breakdown["inline_direct_p50_ms"] = measure(
                     lambda i: direct_call(inline_port, "/inline/generate", i), 1, args.requests)["p50_ms"]
 
-        def inline_call(i):
-            if not hasattr(local, "s"):
-                local.s = requests.Session()
-            resp = local.s.post(options.url + "/inline/generate", json={"n": args.n, "seed": i},
-                                headers={"Accept": "application/x-npz"}, timeout=120)
-            assert resp.status_code == 200, resp.text[:500]
-
-        breakdown["inline_ingress_p50_ms"] = measure(inline_call, 1, args.requests)["p50_ms"]
+        breakdown["inline_ingress_p50_ms"] = measure(lambda i: generate(options.url + "/inline/generate", i), 1,
+                                                     args.requests)["p50_ms"]
         serve.delete("bench-inline")
         try:
             breakdown["handle_p50_ms"] = measure(lambda i: sampler.generate.remote(args.n, i).result(), 1,

@@ -178,20 +178,16 @@ class Supervisor:
             self._retiring.pop(v, None)
 
     def _delete_if_retired(self, version: str) -> None:
-        """Delete ``version``'s application unless a fresh read of the state needs it again."""
+        """Delete ``version``'s application unless a fresh read of the state needs it again (a
+        version that becomes live during the deletion is started again by the next pass)."""
         from ray import serve
 
         fresh = self.controller.state()
-        if fresh is not None and (version in fresh.live() or version in fresh.ready):
+        if fresh is not None and version in fresh.live():
             log.info("version %s is needed again; its retirement is off", version)
             return
         log.info("deleting version %s's application", version)
         serve.delete(version_app_name(self.options.model, version))
-        after = self.controller.state()
-        if after is not None and version in after.ready:
-            # it became needed while it was being deleted: the next pass starts it again
-            update_state(self.controller.client, self.options.model,
-                         lambda cur: cur.with_ready(version, False))
 
     def _failed_start(self, version: str, err: BaseException) -> None:
         from evodiff_ray.serving.policy import ROLLBACK, Decision

@@ -145,24 +145,26 @@ class Served(ServingStack):
             time.sleep(0.2)
         raise AssertionError(f"run {run_id} got no decision tag within {timeout_s} s")
 
+    @staticmethod
+    def _poll(read, done, timeout_s):
+        """``read()`` every 0.1 s until ``done`` of it or the timeout; the last value read."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            got = read()
+            if done(got) or time.monotonic() > deadline:
+                return got
+            time.sleep(0.1)
+
     def wait_events(self, kind, deployment, timeout_s=30):
         """The ``kind`` events of ``deployment`` once there is one: the controller writes the
         routing state first and the event just after it."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            found = [e for e in self.controller.events.history() if e["kind"] == kind and e["deployment"] == deployment]
-            if found or time.monotonic() > deadline:
-                return found
-            time.sleep(0.1)
+        return self._poll(lambda: [e for e in self.controller.events.history()
+                                   if e["kind"] == kind and e["deployment"] == deployment], bool, timeout_s)
 
     def wait_routes(self, expected, timeout_s=10):
         """``GET /readyz``'s routes once they equal ``expected`` (a gateway re-reads the state every 0.2 s)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            got = self.http.get(self.url + "/readyz", timeout=30).json().get("routes")
-            if got == expected or time.monotonic() > deadline:
-                return got
-            time.sleep(0.1)
+        return self._poll(lambda: self.http.get(self.url + "/readyz", timeout=30).json().get("routes"),
+                          lambda got: got == expected, timeout_s)
 
     def models(self):
         """``GET /models`` as JSON, its entries keyed by version."""
