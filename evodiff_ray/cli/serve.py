@@ -62,6 +62,12 @@ class ServeCommand(Command):
                             help="seconds between canary policy checks (default 5)")
         parser.add_argument("--fd-interval", type=float, default=60.0,
                             help="seconds between rolling-FD passes over served samples (0: off; default 60)")
+        parser.add_argument("--inline", action="store_true",
+                            help="the gateway also loads each ready version and samples in its own process: "
+                                 "no hop to a sampler replica (lower latency; see the README's Cost)")
+        parser.add_argument("--haproxy", action="store_true",
+                            help="a local Ray runs Serve's HAProxy ingress instead of its Python proxy "
+                                 "(same URL, lower latency; Linux, the binary ships with ray[serve])")
         parser.add_argument("--detach", action="store_true", help="run in the background; stop with 'serve stop'")
         parser.add_argument("--ready-timeout", type=_positive(float), default=300.0,
                             help="seconds to wait for the production version to come up (default 300)")
@@ -79,6 +85,9 @@ class ServeCommand(Command):
         redis_url = redis_url_arg(args.redis_url)
         if args.address is not None:
             check_ray_address(args.address, "--address")
+        if args.haproxy and (args.address is not None or os.environ.get("RAY_ADDRESS")):
+            raise UsageError("--haproxy configures the local Ray that serve starts; on a cluster, start every "
+                             "node with RAY_SERVE_ENABLE_HA_PROXY=1 in its environment and drop --haproxy")
         if args.tracking_uri is not None:
             check_tracking_uri(args.tracking_uri, "--tracking-uri")
         uri = resolve_tracking_uri(args.tracking_uri, args.runs_dir)
@@ -88,7 +97,8 @@ class ServeCommand(Command):
         options = ServeOptions(model=args.model, tracking_uri=uri, redis_url=redis_url, runs_dir=args.runs_dir,
                                host=args.host, port=args.port, max_n=args.max_n, replica_cpus=args.replica_cpus,
                                threads=args.threads, check_interval_s=args.check_interval,
-                               fd_interval_s=max(0.0, args.fd_interval))
+                               fd_interval_s=max(0.0, args.fd_interval), inline=args.inline,
+                               haproxy=args.haproxy)
         return serve_forever(options, address=args.address, say=lambda m: print(m, flush=True),
                              ready_timeout_s=args.ready_timeout)
 
@@ -103,6 +113,7 @@ def _detach(args: argparse.Namespace) -> int:
                 "--max-n", str(args.max_n), "--replica-cpus", str(args.replica_cpus), "--threads", str(args.threads),
                 "--check-interval", str(args.check_interval), "--fd-interval", str(args.fd_interval),
                 "--ready-timeout", str(args.ready_timeout)]
+        argv += [flag for flag, on in (("--inline", args.inline), ("--haproxy", args.haproxy)) if on]
         for flag, value in (("--address", args.address), ("--redis-url", args.redis_url),
                             ("--tracking-uri", args.tracking_uri)):
             if value is not None:

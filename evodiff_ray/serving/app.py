@@ -7,6 +7,12 @@
   routing state (cached for ``refresh_s``), picks a version by its traffic share, calls that
   version's sampler, records the outcome in Redis and answers with the request id and the
   version. Traffic moves when the state changes; no application is redeployed for that.
+- With ``inline=True`` (``serve --inline``) the gateway also loads each ready version's
+  pyfunc into its own process, in the background, and samples there once it holds it: no
+  hop to a sampler replica (``bench_serving.py``: the hop costs about 8 ms at p50). Each
+  version samples on its own thread, so a slow challenger does not queue production's
+  requests. The sampler applications still run: they are what makes a version ready, and
+  the gateway calls them until its own copy is loaded or if that copy fails to load.
 
 Routes: ``POST /generate``, ``POST /feedback``, ``GET /models``, ``GET /searches``,
 ``GET /searches/{id}/front``, ``GET /healthz`` (the process answers), ``GET /readyz`` (a
@@ -21,6 +27,7 @@ import json
 import logging
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -40,6 +47,8 @@ log = logging.getLogger(__name__)
 
 #: served images kept per version for the rolling FD (see ``serving/quality.py``)
 SAMPLES_KEPT = 512
+#: an inline copy that failed to load is tried again after this long (the replica serves meanwhile)
+INLINE_RETRY_S = 30.0
 
 
 def gateway_app_name(model: str) -> str:
@@ -62,20 +71,32 @@ class Sampler:
     """
 
     def __init__(self, model: str, version: str, tracking_uri: str, threads: int = 1):
-        import mlflow
         import torch
 
-        from evodiff_ray.tracking.mlflow_tracker import point_mlflow_at
-
         torch.set_num_threads(max(1, int(threads)))
-        point_mlflow_at(tracking_uri)     # not left in the replica's environment for what it starts
         self.version = version
-        self.model = mlflow.pyfunc.load_model(f"models:/{model}/{version}")
-        self.model.predict({"n": 1, "seed": 0})    # warm-up: the first call pays for allocation
+        self.model = load_version(model, version, tracking_uri)
 
     def generate(self, n: int, seed: int) -> np.ndarray:
         """``(n, C, H, W)`` float32 images in [-1, 1], the same for the same seed."""
-        return np.asarray(self.model.predict({"n": int(n), "seed": int(seed)}), dtype=np.float32)
+        return predict(self.model, n, seed)
+
+
+def load_version(model: str, version: str, tracking_uri: str):
+    """The registered pyfunc of ``model`` ``version``, warmed up (the first call pays for allocation)."""
+    import mlflow
+
+    from evodiff_ray.tracking.mlflow_tracker import point_mlflow_at
+
+    point_mlflow_at(tracking_uri)     # not left in the process's environment for what it starts
+    loaded = mlflow.pyfunc.load_model(f"models:/{model}/{version}")
+    loaded.predict({"n": 1, "seed": 0})
+    return loaded
+
+
+def predict(loaded, n: int, seed: int) -> np.ndarray:
+    """``(n, C, H, W)`` float32 images of a loaded version, the same for the same seed."""
+    return np.asarray(loaded.predict({"n": int(n), "seed": int(seed)}), dtype=np.float32)
 
 
 api = FastAPI(title="evodiff-ray serving", docs_url=None, redoc_url=None, openapi_url=None)
@@ -96,10 +117,28 @@ class Gateway:
         runs_dir: run dirs, for the read-only search views.
         max_n: the largest ``n`` of one request.
         refresh_s: how long a replica reuses the routing state it read.
+        inline: also load each ready version here and sample in this process (see the module).
+        tracking_uri: the registry's MLflow URI (needed with ``inline``).
+        threads: torch threads of this process with ``inline``.
     """
 
-    def __init__(self, model: str, redis_url: str, runs_dir: str, max_n: int = MAX_N, refresh_s: float = 0.2):
+    def __init__(self, model: str, redis_url: str, runs_dir: str, max_n: int = MAX_N, refresh_s: float = 0.2,
+                 inline: bool = False, tracking_uri: str | None = None, threads: int = 1):
         import redis.asyncio as aredis
+
+        if inline and not tracking_uri:
+            raise ValueError("inline sampling needs the registry's tracking_uri")
+        if inline:
+            import torch
+
+            torch.set_num_threads(max(1, int(threads)))
+        self.inline = bool(inline)
+        self.tracking_uri = tracking_uri
+        self._local: dict[str, Any] = {}                      # version -> its loaded pyfunc
+        self._lanes: dict[str, ThreadPoolExecutor] = {}      # version -> the thread it samples on
+        self._loading: dict[str, asyncio.Future] = {}
+        self._load_failed: dict[str, float] = {}             # version -> when to try again
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inline-load") if inline else None
 
         self.model = model
         self.redis_url = redis_url
@@ -123,9 +162,58 @@ class Gateway:
                 raw = await self.redis.get(state_key(self.model))
                 self._state = RoutingState.from_json(raw) if raw is not None else None
                 self._state_at = now
+                if self.inline and self._state is not None:
+                    self._sync_inline(self._state)
             except Exception as e:  # Redis down: keep routing as last known
                 self._warn_redis(e)
         return self._state
+
+    # -- inline sampling ----------------------------------------------------------------
+    def _sync_inline(self, state: RoutingState) -> None:
+        """Start loading the ready versions this process lacks; drop those no longer live."""
+        now = time.monotonic()
+        for v in sorted(set(state.ready) - set(self._local) - set(self._loading)):
+            if now >= self._load_failed.get(v, 0.0):
+                loop = asyncio.get_running_loop()
+                fut = loop.run_in_executor(self._loader, load_version, self.model, v, self.tracking_uri)
+                self._loading[v] = fut
+                fut.add_done_callback(lambda f, v=v: self._loaded(v, f))
+        for v in set(self._local) - state.live():
+            log.info("inline copy of version %s dropped: it is no longer live", v)
+            self._local.pop(v, None)
+            lane = self._lanes.pop(v, None)
+            if lane is not None:
+                lane.shutdown(wait=False)    # a request still on it finishes; nothing new is queued
+
+    def _loaded(self, version: str, fut: asyncio.Future) -> None:
+        self._loading.pop(version, None)
+        if fut.cancelled():
+            return
+        err = fut.exception()
+        if err is not None:
+            self._load_failed[version] = time.monotonic() + INLINE_RETRY_S
+            log.warning("inline copy of version %s failed to load (%s: %s); its replica serves it",
+                        version, type(err).__name__, err)
+            return
+        state = self._state
+        if state is not None and version not in state.live():
+            return                           # retired while it loaded
+        self._local[version] = fut.result()
+        self._lanes[version] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"inline-v{version}")
+        log.info("version %s now samples in the gateway", version)
+
+    async def _sample(self, version: str, n: int, seed: int) -> tuple[np.ndarray, str]:
+        """Images from ``version``: in this process if it holds the version, else from its replica."""
+        loaded, lane = self._local.get(version), self._lanes.get(version)
+        if loaded is not None and lane is not None:
+            try:
+                images = await asyncio.get_running_loop().run_in_executor(lane, predict, loaded, n, seed)
+                return images, "gateway"
+            except RuntimeError as e:
+                if "shutdown" not in str(e):
+                    raise
+                # the version was dropped between the pick and the call: its replica may still answer
+        return await self.handle(version).generate.remote(n, seed), "replica"
 
     def handle(self, version: str):
         if version not in self._handles:
@@ -176,7 +264,7 @@ class Gateway:
             return _error(f"no version of {self.model!r} is ready yet; retry shortly", 503)
         t0 = time.perf_counter()
         try:
-            images = await self.handle(version).generate.remote(req.n, req.seed)
+            images, where = await self._sample(version, req.n, req.seed)
         except Exception as e:
             # a version retired between the routing read and the call: production answers instead
             # (and the version's handle is looked up afresh next time: it may have been redeployed)
@@ -188,7 +276,7 @@ class Gateway:
                 return _error(f"version {version} failed to generate ({type(e).__name__}); retry", 503)
             version, state = retry, fresh
             try:
-                images = await self.handle(version).generate.remote(req.n, req.seed)
+                images, where = await self._sample(version, req.n, req.seed)
             except Exception as e2:
                 await self._record(uuid.uuid4().hex, version, state.deployment, None, ok=False)
                 return _error(f"version {version} failed to generate ({type(e2).__name__}); retry", 503)
@@ -198,7 +286,7 @@ class Gateway:
                                       meta={"n": req.n, "seed": req.seed}, images=images)
         # Serve's proxy already answers with X-Request-Id: the same id
         headers = {"X-Model-Name": self.model, "X-Model-Version": version,
-                   "X-Seed": str(req.seed), "X-Latency-Ms": f"{latency_ms:.3f}",
+                   "X-Seed": str(req.seed), "X-Latency-Ms": f"{latency_ms:.3f}", "X-Sampled-In": where,
                    "X-Feedback": "accepted" if recorded else "unavailable"}
         meta = {"request_id": request_id, "model": self.model, "version": version, "seed": req.seed, "n": req.n}
         if fmt == NPZ:
@@ -225,10 +313,10 @@ class Gateway:
         if state is None:
             return _error(f"{self.model!r} is not being served", 503)
         loop = asyncio.get_running_loop()
-        out = await loop.run_in_executor(None, self._models_view, state)
+        out = await loop.run_in_executor(None, self._models_view, state, set(self._local))
         return JSONResponse(out)
 
-    def _models_view(self, state: RoutingState) -> dict[str, Any]:
+    def _models_view(self, state: RoutingState, inline: set[str]) -> dict[str, Any]:
         import redis
 
         from evodiff_ray.serving.metrics import arm_stats, window_series
@@ -241,6 +329,7 @@ class Gateway:
                 role = ("production" if v == state.production else "challenger" if v == state.challenger
                         else "fallback")
                 entry = {"version": v, "role": role, "share": shares.get(v, 0.0), "ready": v in state.ready,
+                         "sampled_in": "gateway" if v in inline else "replica",
                          "deployment": arm_stats(client, self.keys, state.deployment, v).summary(),
                          "windows": window_series(client, self.keys, v, last=5)}
                 fd = client.get(self.keys.fd(v))

@@ -52,6 +52,10 @@ class ServeOptions:
         check_interval_s: how often the canary policy is checked.
         grace_s: how long a retired version's application lives on after its traffic stopped.
         fd_interval_s: how often the rolling FD of served samples is computed (0: never).
+        inline: the gateway also loads the ready versions and samples in its own process
+            (no hop to a sampler replica; see :mod:`evodiff_ray.serving.app`).
+        haproxy: a local Ray runs Serve's HAProxy ingress instead of its Python proxy (see
+            :func:`haproxy_environment`).
     """
 
     model: str
@@ -66,6 +70,8 @@ class ServeOptions:
     check_interval_s: float = 2.0
     grace_s: float = 3.0
     fd_interval_s: float = 60.0
+    inline: bool = False
+    haproxy: bool = False
 
     @property
     def url(self) -> str:
@@ -99,7 +105,9 @@ class Supervisor:
         from ray import serve
 
         o = self.options
-        app = Gateway.bind(o.model, o.redis_url, str(Path(o.runs_dir).resolve()), o.max_n)
+        gateway = Gateway.options(ray_actor_options={"num_cpus": o.replica_cpus}) if o.inline else Gateway
+        app = gateway.bind(o.model, o.redis_url, str(Path(o.runs_dir).resolve()), o.max_n,
+                           inline=o.inline, tracking_uri=o.tracking_uri, threads=o.threads)
         serve.run(app, name=gateway_app_name(o.model), route_prefix="/")
 
     def _start_version(self, version: str) -> str:
@@ -269,6 +277,31 @@ def start_serve(host: str, port: int) -> None:
     serve.start(http_options={"host": host, "port": int(port)})
 
 
+def haproxy_environment() -> dict[str, str]:
+    """What makes a Ray started after it run Serve's HAProxy ingress (Ray 2.60): HAProxy listens
+    on the HTTP port and forwards each request straight to an ingress replica's own port, with
+    no Python proxy in between. Its files and its stats and metrics ports are this process's
+    own (Serve's defaults are machine-wide: two serves on one machine would share them). The
+    files go in a new short folder under /tmp: HAProxy refuses an admin socket path over 97
+    characters, and Serve adds a 56-character folder of its own.
+
+    Read by Serve's processes when they start, so set before ``ray.init``; a cluster started
+    with ``ray start`` needs the same ``RAY_SERVE_ENABLE_HA_PROXY=1`` in its environment.
+    """
+    import tempfile
+
+    from evodiff_ray.cache.local_redis import free_port
+
+    folder = Path(tempfile.mkdtemp(prefix="evodiff-hap-", dir="/tmp" if os.path.isdir("/tmp") else None))
+    return {"RAY_SERVE_ENABLE_HA_PROXY": "1",
+            "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(folder / "haproxy.cfg"),
+            "RAY_SERVE_HAPROXY_SOCKET_PATH": str(folder / "admin.sock"),
+            "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(folder),
+            "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(folder / "server-state"),
+            "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
+            "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port())}
+
+
 def record_path(runs_dir: str | Path, model: str) -> Path:
     return Path(runs_dir) / SERVE_DIR / f"{model}.json"
 
@@ -321,8 +354,15 @@ def serve_forever(options: ServeOptions, address: str | None = None, say: Callab
     # no address: a new local runtime, as a search starts (ray.init(None) would join the last
     # `ray start` cluster recorded on this machine, even a dead one, and wait for it forever)
     local = address is None and not os.environ.get("RAY_ADDRESS")
+    if options.haproxy and not local:
+        from evodiff_ray.core.errors import UsageError
+
+        raise UsageError("--haproxy configures the local Ray that serve starts; on a cluster, start every node "
+                         "with RAY_SERVE_ENABLE_HA_PROXY=1 in its environment and drop --haproxy")
     if local:
         _check_port_free(options.host, options.port)
+    if options.haproxy:
+        os.environ.update(haproxy_environment())
     ray.init(address="local" if local else address, include_dashboard=False, logging_level="WARNING",
              log_to_driver=False)
     stop = threading.Event()

@@ -58,3 +58,22 @@ def test_serving_commands_explain_mistakes(registry, capsys):
     assert event["kind"] == "set_production" and event["version"] == "1"
     assert main(["rollback", "m"]) == 2                # production with no earlier one
     _one_line_error(capsys, "no earlier production version")
+    # --haproxy configures the local Ray serve starts: with a cluster it says what to do instead
+    assert main(["serve", "m", "--haproxy", "--address", "127.0.0.1:6379"]) == 2
+    _one_line_error(capsys, "--haproxy", "RAY_SERVE_ENABLE_HA_PROXY=1", "drop --haproxy")
+
+
+def test_haproxy_environment_is_this_serves_own_and_fits_haproxys_socket_limit():
+    """HAProxy refuses an admin socket path over 97 characters, and Serve puts its files in a
+    56-character folder under the configured one; the stats and metrics ports are free ones."""
+    from pathlib import Path
+
+    from evodiff_ray.serving.server import haproxy_environment
+
+    a, b = haproxy_environment(), haproxy_environment()
+    assert a["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+    sock = Path(a["RAY_SERVE_HAPROXY_SOCKET_PATH"])
+    assert len(str(sock.parent / ("x" * 56) / sock.name)) <= 97
+    assert sock.parent.is_dir() and a["RAY_SERVE_HAPROXY_SOCKET_PATH"] != b["RAY_SERVE_HAPROXY_SOCKET_PATH"]
+    for key in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):
+        assert 0 < int(a[key]) < 65536

@@ -8,6 +8,7 @@ on SIGTERM removes only its own applications, leaving the cluster running.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -120,7 +121,9 @@ def test_serve_on_a_cluster_answers_and_leaves_the_cluster_running(tmp_path, cli
         assert jobs.returncode == 0
 
         # the head is gone, its address file stays (as after a crash): a plain `serve` starts a
-        # local Ray instead of joining the dead cluster and waiting for it
+        # local Ray instead of joining the dead cluster and waiting for it. It runs with the
+        # latency options: Serve's HAProxy ingress on the same port, and the gateway sampling
+        # in its own process once it has loaded the version
         head.stop(keep_tmpdir=True)
         stale = Path(head.tmpdir) / "ray" / "ray_current_cluster"
         assert stale.is_file() and stale.read_text().strip().endswith(head.address.rsplit(":", 1)[1])
@@ -129,12 +132,20 @@ def test_serve_on_a_cluster_answers_and_leaves_the_cluster_running(tmp_path, cli
         url = f"http://127.0.0.1:{port}"
         local = subprocess.run([EVODIFF_RAY, "serve", "tiny", "--port", str(port), "--tracking-uri", uri,
                                 "--redis-url", redis_server.url, "--runs-dir", str(runs), "--replica-cpus", "0.25",
-                                "--fd-interval", "0", "--ready-timeout", "120", "--detach"],
+                                "--fd-interval", "0", "--ready-timeout", "120", "--haproxy", "--inline", "--detach"],
                                env=env, capture_output=True, text=True, timeout=300)
         assert local.returncode == 0, local.stdout[-2000:] + local.stderr[-2000:]
         r = requests.post(url + "/generate", json={"n": 1, "seed": 1}, headers={"Accept": "application/json"},
                           timeout=60)
         assert r.status_code == 200 and str(r.json()["version"]) == str(version)
+        deadline = time.monotonic() + 60
+        while r.headers.get("X-Sampled-In") != "gateway" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            r = requests.post(url + "/generate", json={"n": 1, "seed": 1}, timeout=60)
+        assert r.status_code == 200 and r.headers.get("X-Sampled-In") == "gateway", r.headers
+        bad = requests.post(url + "/generate", data=b'{"n": 2, "seed": 1.5}', timeout=60)   # through HAProxy too
+        assert bad.status_code == 400 and "integer" in bad.json()["error"], bad.text
+        assert _listener(port) == "haproxy"             # not Serve's Python proxy
         stopped = subprocess.run([EVODIFF_RAY, "serve", "stop", "tiny", "--runs-dir", str(runs)], env=env,
                                  capture_output=True, text=True, timeout=120)
         assert stopped.returncode == 0, stopped.stderr[-2000:]
@@ -143,3 +154,27 @@ def test_serve_on_a_cluster_answers_and_leaves_the_cluster_running(tmp_path, cli
             serve.kill()
         head.stop()
         redis_server.stop(force=True)
+
+
+def _listener(port: int) -> str | None:
+    """The command name of the process listening on 127.0.0.1:``port`` (Linux's /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:      # 0A: LISTEN
+                inodes.add(f"socket:[{cols[9]}]")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                return (proc / "comm").read_text().strip()
+        except OSError:
+            continue
+    return None
+
