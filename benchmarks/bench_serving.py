@@ -8,11 +8,12 @@ small genome, logged with the real pyfunc) is
      the gateway, one sampler replica with one torch thread, the embedded redis-server
      with metrics and samples recorded), once per configuration of its latency options,
      and called over HTTP from 1, 4 and 16 client threads:
-       - ``proxy``: ``--no-haproxy --no-inline``, Serve's Python proxy, and the gateway calls
-         the version's sampler replica (``serve``'s only way before session 6);
-       - ``proxy+inline``: ``--no-haproxy``, the gateway samples in its own process;
-       - ``haproxy``: ``--no-inline``, Serve's HAProxy ingress instead of its Python proxy;
-       - ``default``: ``serve`` as it starts with no option: on Linux, HAProxy and inline.
+       - ``proxy``: ``--no-inline``, Serve's Python proxy, and the gateway calls the version's
+         sampler replica (``serve``'s only way before session 6);
+       - ``default``: ``serve`` with no option: Serve's Python proxy, the gateway samples in its
+         own process;
+       - ``haproxy``: ``--haproxy --no-inline``, Serve's HAProxy ingress instead of its proxy;
+       - ``haproxy+inline``: ``--haproxy``.
 Throughput and client-side latency p50/p99 at each concurrency; the serving overhead is the
 p50 difference at concurrency 1. At concurrency 1 it also records the HTTP floor
 (``GET /healthz``), the gateway's own timing of the sampling call (``X-Latency-Ms``) and the
@@ -20,7 +21,7 @@ in-process call again beside the running serve. Goal: serving adds <= 10 ms at p
 Prints a table; writes JSON to benchmarks/results/serving.json.
 
     python benchmarks/bench_serving.py [--requests 200] [--n 4] [--steps 20]
-        [--configs proxy,proxy+inline,haproxy,default]
+        [--configs proxy,default,haproxy,haproxy+inline]
 """
 
 from __future__ import annotations
@@ -106,8 +107,8 @@ def measure(call, concurrency: int, total: int) -> dict:
             "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
 
 
-CONFIGS = {"proxy": ["--no-haproxy", "--no-inline"], "proxy+inline": ["--no-haproxy"], "haproxy": ["--no-inline"],
-           "default": []}
+CONFIGS = {"proxy": ["--no-inline"], "default": [], "haproxy": ["--haproxy", "--no-inline"],
+           "haproxy+inline": ["--haproxy"]}
 
 
 class Served:

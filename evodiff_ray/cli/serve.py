@@ -65,10 +65,10 @@ class ServeCommand(Command):
         parser.add_argument("--inline", action=argparse.BooleanOptionalAction, default=True,
                             help="the gateway also loads each ready version and samples in its own process: "
                                  "no hop to a sampler replica (default on; --no-inline: sampler replicas only)")
-        parser.add_argument("--haproxy", action=argparse.BooleanOptionalAction, default=None,
+        parser.add_argument("--haproxy", action="store_true",
                             help="a local Ray runs Serve's HAProxy ingress instead of its Python proxy, on the "
-                                 "same port (default: when serve starts its own Ray and HAProxy is found; "
-                                 "ray[serve] bundles it on Linux)")
+                                 "same port: lower latency (Linux: ray[serve] bundles the binary); note that "
+                                 "HAProxy's stats page and metrics then listen on every interface")
         parser.add_argument("--detach", action="store_true", help="run in the background; stop with 'serve stop'")
         parser.add_argument("--ready-timeout", type=_positive(float), default=300.0,
                             help="seconds to wait for the production version to come up (default 300)")
@@ -114,9 +114,7 @@ def _detach(args: argparse.Namespace) -> int:
                 "--max-n", str(args.max_n), "--replica-cpus", str(args.replica_cpus), "--threads", str(args.threads),
                 "--check-interval", str(args.check_interval), "--fd-interval", str(args.fd_interval),
                 "--ready-timeout", str(args.ready_timeout)]
-        argv += ["--inline" if args.inline else "--no-inline"]
-        if args.haproxy is not None:
-            argv += ["--haproxy" if args.haproxy else "--no-haproxy"]
+        argv += ["--inline" if args.inline else "--no-inline"] + (["--haproxy"] if args.haproxy else [])
         for flag, value in (("--address", args.address), ("--redis-url", args.redis_url),
                             ("--tracking-uri", args.tracking_uri)):
             if value is not None:

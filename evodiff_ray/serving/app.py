@@ -7,9 +7,10 @@
   routing state (cached for ``refresh_s``), picks a version by its traffic share, calls that
   version's sampler, records the outcome in Redis and answers with the request id and the
   version. Traffic moves when the state changes; no application is redeployed for that.
-- With ``inline=True`` (``serve --inline``) the gateway also loads each ready version's
-  pyfunc into its own process, in the background, and samples there once it holds it: no
-  hop to a sampler replica (``bench_serving.py``: the hop costs about 8 ms at p50). Each
+- With ``inline=True`` (``serve``'s default; ``--no-inline`` turns it off) the gateway also
+  loads each ready version's pyfunc into its own process, in the background, and samples
+  there once it holds it: no hop to a sampler replica (``bench_serving.py``: the hop costs
+  5-11 ms at p50). Each
   version samples on its own thread, so a slow challenger does not queue production's
   requests. The sampler applications still run: they are what makes a version ready, and
   the gateway calls them until its own copy is loaded or if that copy fails to load.

@@ -55,8 +55,8 @@ class ServeOptions:
         inline: the gateway also loads the ready versions and samples in its own process
             (no hop to a sampler replica; see :mod:`evodiff_ray.serving.app`). On by default.
         haproxy: a local Ray runs Serve's HAProxy ingress instead of its Python proxy (see
-            :func:`haproxy_environment`); None (the default): when serve starts its own Ray
-            and an HAProxy binary is found (:func:`haproxy_binary`).
+            :func:`haproxy_environment`). Off by default: Ray's HAProxy configuration also
+            opens its stats page and Prometheus metrics on every interface.
     """
 
     model: str
@@ -72,7 +72,7 @@ class ServeOptions:
     grace_s: float = 3.0
     fd_interval_s: float = 60.0
     inline: bool = True
-    haproxy: bool | None = None
+    haproxy: bool = False
 
     @property
     def url(self) -> str:
@@ -295,7 +295,9 @@ def haproxy_environment() -> dict[str, str]:
     """What makes a Ray started after it run Serve's HAProxy ingress (Ray 2.60): HAProxy listens
     on the HTTP port and forwards each request straight to an ingress replica's own port, with
     no Python proxy in between. Its files and its stats and metrics ports are this process's
-    own (Serve's defaults are machine-wide: two serves on one machine would share them). The
+    own (Serve's defaults are machine-wide: two serves on one machine would share them).
+    Ray's configuration template binds those two (a read-only stats page and a Prometheus
+    exporter) on every interface, whatever ``--host`` says: hence opt-in. The
     files go in a new short folder under /tmp: HAProxy refuses an admin socket path over 97
     characters, and Serve adds a 56-character folder of its own.
 
@@ -377,8 +379,8 @@ def serve_forever(options: ServeOptions, address: str | None = None, say: Callab
         from evodiff_ray.core.errors import UsageError
 
         raise UsageError("--haproxy: no HAProxy binary found (ray[serve] bundles one on Linux; elsewhere install "
-                         "haproxy on PATH), or serve with --no-haproxy")
-    haproxy = local and haproxy_binary() is not None if options.haproxy is None else options.haproxy
+                         "haproxy on PATH), or serve without --haproxy")
+    haproxy = options.haproxy
     if local:
         _check_port_free(options.host, options.port)
     if haproxy:

@@ -121,9 +121,9 @@ def test_serve_on_a_cluster_answers_and_leaves_the_cluster_running(tmp_path, cli
         assert jobs.returncode == 0
 
         # the head is gone, its address file stays (as after a crash): a plain `serve` starts a
-        # local Ray instead of joining the dead cluster and waiting for it. Its defaults there:
-        # Serve's HAProxy ingress on the port (ray[serve] bundles the binary on Linux), and the
-        # gateway sampling in its own process once it has loaded the version
+        # local Ray instead of joining the dead cluster and waiting for it. With --haproxy,
+        # Serve's HAProxy ingress listens on the port (ray[serve] bundles the binary on Linux),
+        # and the gateway samples in its own process (the default) once it has loaded the version
         head.stop(keep_tmpdir=True)
         stale = Path(head.tmpdir) / "ray" / "ray_current_cluster"
         assert stale.is_file() and stale.read_text().strip().endswith(head.address.rsplit(":", 1)[1])
@@ -132,7 +132,7 @@ def test_serve_on_a_cluster_answers_and_leaves_the_cluster_running(tmp_path, cli
         url = f"http://127.0.0.1:{port}"
         local = subprocess.run([EVODIFF_RAY, "serve", "tiny", "--port", str(port), "--tracking-uri", uri,
                                 "--redis-url", redis_server.url, "--runs-dir", str(runs), "--replica-cpus", "0.25",
-                                "--fd-interval", "0", "--ready-timeout", "120", "--detach"],
+                                "--fd-interval", "0", "--ready-timeout", "120", "--haproxy", "--detach"],
                                env=env, capture_output=True, text=True, timeout=300)
         assert local.returncode == 0, local.stdout[-2000:] + local.stderr[-2000:]
         r = requests.post(url + "/generate", json={"n": 1, "seed": 1}, headers={"Accept": "application/json"},
