@@ -95,6 +95,17 @@ def load_version(model: str, version: str, tracking_uri: str):
     return loaded
 
 
+def inline_routing(state: RoutingState, held: set[str], loading: set[str]) -> RoutingState:
+    """The state an inline gateway routes by (pure): a challenger it is still ``loading`` takes
+    no traffic while it ``held`` production (or the fallback serving for it). Served by its
+    replica meanwhile, the challenger would look slower than it is, and the policy compares
+    the arms' latencies. Loaded, or failed to load (its replica serves it), it takes its share."""
+    if state.challenger is None or state.challenger not in loading:
+        return state
+    main = state.production if state.production in state.ready else state.fallback
+    return state.with_ready(state.challenger, False) if main in held else state
+
+
 def predict(loaded, n: int, seed: int) -> np.ndarray:
     """``(n, C, H, W)`` float32 images of a loaded version, the same for the same seed."""
     return np.asarray(loaded.predict({"n": int(n), "seed": int(seed)}), dtype=np.float32)
@@ -203,6 +214,10 @@ class Gateway:
         self._lanes[version] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"inline-v{version}")
         log.info("version %s now samples in the gateway", version)
 
+    def routed(self, state: RoutingState) -> RoutingState:
+        """The state this gateway routes by (see :func:`inline_routing`)."""
+        return inline_routing(state, set(self._local), set(self._loading)) if self.inline else state
+
     async def _sample(self, version: str, n: int, seed: int) -> tuple[np.ndarray, str]:
         """Images from ``version``: in this process if it holds the version, else from its replica."""
         loaded, lane = self._local.get(version), self._lanes.get(version)
@@ -260,7 +275,7 @@ class Gateway:
         except BadRequest as e:
             return _error(str(e), e.status)
         state = await self.state()
-        version = pick(state, float(self.rng.random())) if state is not None else None
+        version = pick(self.routed(state), float(self.rng.random())) if state is not None else None
         if version is None:
             return _error(f"no version of {self.model!r} is ready yet; retry shortly", 503)
         t0 = time.perf_counter()
@@ -314,17 +329,17 @@ class Gateway:
         if state is None:
             return _error(f"{self.model!r} is not being served", 503)
         loop = asyncio.get_running_loop()
-        out = await loop.run_in_executor(None, self._models_view, state, set(self._local))
+        out = await loop.run_in_executor(None, self._models_view, state, self.routed(state), set(self._local))
         return JSONResponse(out)
 
-    def _models_view(self, state: RoutingState, inline: set[str]) -> dict[str, Any]:
+    def _models_view(self, state: RoutingState, routed: RoutingState, inline: set[str]) -> dict[str, Any]:
         import redis
 
         from evodiff_ray.serving.metrics import arm_stats, window_series
 
         client = redis.Redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
         try:
-            shares = dict(routes(state))
+            shares = dict(routes(routed))
             versions = []
             for v in sorted(state.live() | set(shares)):
                 role = ("production" if v == state.production else "challenger" if v == state.challenger
@@ -367,7 +382,7 @@ class Gateway:
     @api.get("/readyz")
     async def readyz(self) -> Response:
         state = await self.state()
-        table = routes(state) if state is not None else []
+        table = routes(self.routed(state)) if state is not None else []
         if not table:
             return _error(f"no version of {self.model!r} is ready", 503)
         return JSONResponse({"status": "ready", "routes": {v: w for v, w in table}})

@@ -76,3 +76,20 @@ def test_routes_follow_readiness_and_share():
     assert routes(s) == [("3", 100.0)] and s.live() == {"3"} and s.fallback is None
     assert RoutingState.from_json(s.to_json()) == s
     assert routes(RoutingState("m", "d", "1")) == [] and pick(RoutingState("m", "d", "1"), 0.5) is None
+
+
+def test_an_inline_gateway_routes_no_traffic_to_a_challenger_it_is_still_loading():
+    """Served by its replica meanwhile, the challenger would look slower than it is to the
+    policy's latency test; once loaded (or if its load failed) it takes its share."""
+    from evodiff_ray.serving.app import inline_routing
+
+    s = RoutingState("m", "d1", "1", challenger="2", share=30, ready=("1", "2"))
+    assert routes(inline_routing(s, held={"1"}, loading={"2"})) == [("1", 100.0)]
+    assert routes(inline_routing(s, held={"1", "2"}, loading=set())) == [("1", 70.0), ("2", 30.0)]
+    assert routes(inline_routing(s, held={"1"}, loading=set())) == [("1", 70.0), ("2", 30.0)]   # load failed
+    # production not held either: both go to their replicas, as the state says
+    assert routes(inline_routing(s, held=set(), loading={"1", "2"})) == [("1", 70.0), ("2", 30.0)]
+    # a new production not up yet: the fallback serves, and it is what the gateway must hold
+    f = RoutingState("m", "d2", "3", challenger="2", share=30, ready=("1", "2"), fallback="1")
+    assert routes(inline_routing(f, held={"1"}, loading={"2"})) == [("1", 100.0)]
+    assert inline_routing(s, held={"1"}, loading={"2"}).ready == ("1",) and s.ready == ("1", "2")

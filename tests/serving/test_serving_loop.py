@@ -393,6 +393,7 @@ def test_the_gateway_samples_the_versions_itself_and_follows_the_routing(served)
 
     def images(r):
         assert r.status_code == 200, r.text
+        assert r.headers["X-Model-Version"] == served.v1, r.headers       # like with like
         return np.load(io.BytesIO(r.content), allow_pickle=False)["images"]
 
     def sampled_in(where):
@@ -407,6 +408,8 @@ def test_the_gateway_samples_the_versions_itself_and_follows_the_routing(served)
 
     npz = {"Accept": "application/x-npz"}
     served.ensure_production(served.v1)
+    # the gateway re-reads the state every 0.2 s: until then it may route by the last test's
+    assert served.wait_routes({served.v1: 100.0}) == {served.v1: 100.0}
     assert sampled_in("gateway") == "gateway"
     inline = images(served.generate(n=3, seed=11, headers=npz))
     assert served.models()[served.v1]["sampled_in"] == "gateway"
