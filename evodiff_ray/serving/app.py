@@ -10,10 +10,10 @@
 - With ``inline=True`` (``serve``'s default; ``--no-inline`` turns it off) the gateway also
   loads each ready version's pyfunc into its own process, in the background, and samples
   there once it holds it: no hop to a sampler replica (``bench_serving.py``: the hop costs
-  5-11 ms at p50). Each
-  version samples on its own thread, so a slow challenger does not queue production's
-  requests. The sampler applications still run: they are what makes a version ready, and
-  the gateway calls them until its own copy is loaded or if that copy fails to load.
+  5-11 ms at p50). Each version samples on its own thread, so a slow challenger does not
+  queue production's requests. The sampler applications still run: they are what makes a
+  version ready, and the gateway calls them until its own copy is loaded, or if that copy
+  fails to load. A challenger still loading takes no traffic (:func:`inline_routing`).
 
 Routes: ``POST /generate``, ``POST /feedback``, ``GET /models``, ``GET /searches``,
 ``GET /searches/{id}/front``, ``GET /healthz`` (the process answers), ``GET /readyz`` (a
