@@ -371,6 +371,9 @@ def test_an_application_gone_behind_the_supervisors_back_gets_no_traffic_and_is_
     served.serve.delete(version_app_name(MODEL, served.v2), _blocking=False)
     statuses = [served.generate(seed=i).status_code for i in range(10)]
     assert set(statuses) == {200}
+    # the supervisor sees the application gone (its next pass) and marks the version not ready;
+    # waiting for "ready" alone could pass before that, on the stale state
+    served.wait_for(lambda s: served.v2 not in s.ready, 60)
     served.wait_for(lambda s: served.v2 in s.ready and s.challenger == served.v2, 120)
     assert served.wait_routes({served.v1: 50.0, served.v2: 50.0}) == {served.v1: 50.0, served.v2: 50.0}
     versions = {served.generate(seed=i).headers["X-Model-Version"] for i in range(40)}
