@@ -79,16 +79,15 @@ class ServeCommand(Command):
         if args.stop_model is not None:
             raise UsageError(f"unexpected argument {args.stop_model!r}; serve takes one MODEL (or 'stop [MODEL]')")
         from evodiff_ray.core.urls import check_ray_address, check_tracking_uri
-        from evodiff_ray.serving.server import ServeOptions, serve_forever
+        from evodiff_ray.serving.server import ServeOptions, check_haproxy, serve_forever
         from evodiff_ray.serving.versions import production_version, registry_client
         from evodiff_ray.tracking.mlflow_tracker import resolve_tracking_uri
 
         redis_url = redis_url_arg(args.redis_url)
         if args.address is not None:
             check_ray_address(args.address, "--address")
-        if args.haproxy and (args.address is not None or os.environ.get("RAY_ADDRESS")):
-            raise UsageError("--haproxy configures the local Ray that serve starts; on a cluster, start every "
-                             "node with RAY_SERVE_ENABLE_HA_PROXY=1 in its environment and drop --haproxy")
+        if args.haproxy:     # before --detach, so that the mistake is said here, not in its log
+            check_haproxy(local=args.address is None and not os.environ.get("RAY_ADDRESS"))
         if args.tracking_uri is not None:
             check_tracking_uri(args.tracking_uri, "--tracking-uri")
         uri = resolve_tracking_uri(args.tracking_uri, args.runs_dir)

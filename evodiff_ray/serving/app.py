@@ -146,8 +146,8 @@ class Gateway:
             torch.set_num_threads(max(1, int(threads)))
         self.inline = bool(inline)
         self.tracking_uri = tracking_uri
-        self._local: dict[str, Any] = {}                      # version -> its loaded pyfunc
-        self._lanes: dict[str, ThreadPoolExecutor] = {}      # version -> the thread it samples on
+        # version -> its loaded pyfunc and the one thread it samples on
+        self._held: dict[str, tuple[Any, ThreadPoolExecutor]] = {}
         self._loading: dict[str, asyncio.Future] = {}
         self._load_failed: dict[str, float] = {}             # version -> when to try again
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inline-load") if inline else None
@@ -184,18 +184,16 @@ class Gateway:
     def _sync_inline(self, state: RoutingState) -> None:
         """Start loading the ready versions this process lacks; drop those no longer live."""
         now = time.monotonic()
-        for v in sorted(set(state.ready) - set(self._local) - set(self._loading)):
+        for v in sorted(set(state.ready) - set(self._held) - set(self._loading)):
             if now >= self._load_failed.get(v, 0.0):
                 loop = asyncio.get_running_loop()
                 fut = loop.run_in_executor(self._loader, load_version, self.model, v, self.tracking_uri)
                 self._loading[v] = fut
                 fut.add_done_callback(lambda f, v=v: self._loaded(v, f))
-        for v in set(self._local) - state.live():
+        for v in set(self._held) - state.live():
             log.info("inline copy of version %s dropped: it is no longer live", v)
-            self._local.pop(v, None)
-            lane = self._lanes.pop(v, None)
-            if lane is not None:
-                lane.shutdown(wait=False)    # a request still on it finishes; nothing new is queued
+            _, lane = self._held.pop(v)
+            lane.shutdown(wait=False)        # a request still on it finishes; nothing new is queued
 
     def _loaded(self, version: str, fut: asyncio.Future) -> None:
         self._loading.pop(version, None)
@@ -210,18 +208,17 @@ class Gateway:
         state = self._state
         if state is not None and version not in state.live():
             return                           # retired while it loaded
-        self._local[version] = fut.result()
-        self._lanes[version] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"inline-v{version}")
+        self._held[version] = (fut.result(), ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"inline-v{version}"))
         log.info("version %s now samples in the gateway", version)
 
     def routed(self, state: RoutingState) -> RoutingState:
         """The state this gateway routes by (see :func:`inline_routing`)."""
-        return inline_routing(state, set(self._local), set(self._loading)) if self.inline else state
+        return inline_routing(state, set(self._held), set(self._loading)) if self.inline else state
 
     async def _sample(self, version: str, n: int, seed: int) -> tuple[np.ndarray, str]:
         """Images from ``version``: in this process if it holds the version, else from its replica."""
-        loaded, lane = self._local.get(version), self._lanes.get(version)
-        if loaded is not None and lane is not None:
+        if version in self._held:
+            loaded, lane = self._held[version]
             try:
                 images = await asyncio.get_running_loop().run_in_executor(lane, predict, loaded, n, seed)
                 return images, "gateway"
@@ -329,7 +326,7 @@ class Gateway:
         if state is None:
             return _error(f"{self.model!r} is not being served", 503)
         loop = asyncio.get_running_loop()
-        out = await loop.run_in_executor(None, self._models_view, state, self.routed(state), set(self._local))
+        out = await loop.run_in_executor(None, self._models_view, state, self.routed(state), set(self._held))
         return JSONResponse(out)
 
     def _models_view(self, state: RoutingState, routed: RoutingState, inline: set[str]) -> dict[str, Any]:

@@ -291,6 +291,22 @@ def haproxy_binary() -> str | None:
         return shutil.which("haproxy")
 
 
+def check_haproxy(local: bool) -> None:
+    """``--haproxy`` can be had here: serve starts its own Ray (``local``) and a binary exists.
+
+    Raises:
+        UsageError: a cluster (its nodes need the variable at ``ray start``), or no binary.
+    """
+    from evodiff_ray.core.errors import UsageError
+
+    if not local:
+        raise UsageError("--haproxy configures the local Ray that serve starts; on a cluster, start every node "
+                         "with RAY_SERVE_ENABLE_HA_PROXY=1 in its environment and drop --haproxy")
+    if haproxy_binary() is None:
+        raise UsageError("--haproxy: no HAProxy binary found (ray[serve] bundles one on Linux; elsewhere install "
+                         "haproxy on PATH), or serve without --haproxy")
+
+
 def haproxy_environment() -> dict[str, str]:
     """What makes a Ray started after it run Serve's HAProxy ingress (Ray 2.60): HAProxy listens
     on the HTTP port and forwards each request straight to an ingress replica's own port, with
@@ -374,20 +390,11 @@ def serve_forever(options: ServeOptions, address: str | None = None, say: Callab
     # no address: a new local runtime, as a search starts (ray.init(None) would join the last
     # `ray start` cluster recorded on this machine, even a dead one, and wait for it forever)
     local = address is None and not os.environ.get("RAY_ADDRESS")
-    if options.haproxy and not local:
-        from evodiff_ray.core.errors import UsageError
-
-        raise UsageError("--haproxy configures the local Ray that serve starts; on a cluster, start every node "
-                         "with RAY_SERVE_ENABLE_HA_PROXY=1 in its environment and drop --haproxy")
-    if options.haproxy and haproxy_binary() is None:
-        from evodiff_ray.core.errors import UsageError
-
-        raise UsageError("--haproxy: no HAProxy binary found (ray[serve] bundles one on Linux; elsewhere install "
-                         "haproxy on PATH), or serve without --haproxy")
-    haproxy = options.haproxy
+    if options.haproxy:
+        check_haproxy(local)
     if local:
         _check_port_free(options.host, options.port)
-    if haproxy:
+    if options.haproxy:
         os.environ.update(haproxy_environment())
     ray.init(address="local" if local else address, include_dashboard=False, logging_level="WARNING",
              log_to_driver=False)
@@ -407,7 +414,7 @@ def serve_forever(options: ServeOptions, address: str | None = None, say: Callab
             raise RuntimeFailure(f"version {production} of {options.model!r} did not come up within "
                                  f"{ready_timeout_s:.0f} s" + (f": {supervisor.errors[-1]}" if supervisor.errors else ""))
         record = write_record(options)
-        how = ", ".join([("HAProxy" if haproxy else "Serve's proxy") + " ingress",
+        how = ", ".join([("HAProxy" if options.haproxy else "Serve's proxy") + " ingress",
                          "the gateway samples in-process" if options.inline else "sampler replicas"])
         say(f"serving {options.model} version {production} at {options.url} ({how}; stop: Ctrl-C or "
             f"'evodiff-ray serve stop {options.model}')")
